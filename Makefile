@@ -1,0 +1,75 @@
+# imdsd — see README.md. `make run` and `make test` are the quick start.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+# Root installs packages directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZTIME ?= 30s
+
+.PHONY: all build run deps test check fmt-check vet staticcheck tidy-check fuzz bench load cross clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imdsd ./daemon
+
+# Quick start 1: the daemon on its built-in dev source, in the foreground.
+run: build
+	bin/imdsd run --source dev --listen 127.0.0.1:8169
+
+# The real clients the end-to-end suite drives, installed only when missing:
+# AWS CLI v2 and boto3 from Debian (absolute paths: a pyenv `aws`/`python3`
+# on PATH may be other versions), wrk for `make load`, the JS SDK v3 from
+# e2e/js/package-lock.json.
+deps:
+	@missing=""; \
+	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
+	/usr/bin/python3 -c 'import boto3' 2>/dev/null || missing="$$missing python3-boto3"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@if [ ! -d e2e/js/node_modules ] || [ e2e/js/package-lock.json -nt e2e/js/node_modules/.package-lock.json ]; then \
+		npm ci --prefix e2e/js --no-audit --no-fund; \
+	fi
+
+# Quick start 2: the whole suite, real clients included.
+test: deps build
+	IMDSD_BIN=$(CURDIR)/bin/imdsd $(GO) test -race -count=1 ./...
+
+check: fmt-check vet staticcheck test tidy-check
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+tidy-check:
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+# Each fuzz target for FUZZTIME; seeds live in testdata/fuzz/.
+fuzz:
+	$(GO) test ./imds -run '^$$' -fuzz '^FuzzParseTTL$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imds -run '^$$' -fuzz '^FuzzTokenValid$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imds -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 10 ./imds ./rotator
+
+load: deps build
+	IMDSD_BIN=$(CURDIR)/bin/imdsd e2e/load/run.sh
+
+cross:
+	GOOS=windows $(GO) build ./...
+	GOOS=darwin $(GO) build ./...
+
+clean:
+	rm -rf bin

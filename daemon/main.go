@@ -1,0 +1,60 @@
+// Command imdsd serves the EC2 instance metadata service endpoint, with
+// rotating credentials from AWS STS, to unmodified AWS SDKs and the AWS CLI.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const usage = `imdsd serves the EC2 instance metadata endpoint (IMDS) with rotating
+credentials, so unmodified AWS SDKs and the AWS CLI find them.
+
+Usage:
+  imdsd run [flags]     serve in the foreground
+  imdsd version         print the version
+
+Run 'imdsd run --help' for the flags of run.
+`
+
+// run is main without the process: it parses args, runs the sub-command and
+// returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "imdsd %s\n", version)
+		return exitOK
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "imdsd: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}

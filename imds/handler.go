@@ -1,0 +1,282 @@
+package imds
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/rs/zerolog"
+)
+
+// Header names as Go's server canonicalises them (SPEC.md R1.5: clients send
+// them in any case).
+const (
+	hdrToken    = "X-Aws-Ec2-Metadata-Token"
+	hdrTokenTTL = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
+	tokenPath   = "/latest/api/token"
+)
+
+// Header values shared by every response. They are assigned into the header
+// map directly (no Header.Set) so a request does not allocate them; net/http
+// only reads them.
+var (
+	valTextPlain = []string{"text/plain"}
+	valServer    = []string{"EC2ws"}
+	valNone      = []string{"none"}
+	valAllowGet  = []string{"GET, HEAD"}
+	valAllowPut  = []string{"PUT"}
+	valZero      = []string{"0"}
+)
+
+// Handler serves the IMDS HTTP surface. Build it with NewHandler, feed it
+// with Publish, serve it with an [http.Server] (see NewServer). It is safe
+// for concurrent use.
+type Handler struct {
+	cfg    Config
+	log    zerolog.Logger
+	deny   zerolog.Logger // sampled: refused clients must not flood the log
+	tokens *Tokens
+	router *httprouter.Router
+	snap   atomic.Pointer[rendered]
+	listen map[netip.Addr]bool // hosts accepted in Host, besides loopback and IMDS
+	local  localAddrs
+}
+
+// NewHandler validates cfg and returns a handler that serves the
+// "credentials not ready" error document until the first Publish.
+func NewHandler(cfg Config, log zerolog.Logger) (*Handler, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Tokens == nil {
+		t, err := NewTokens(NewTokenKey(), cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Tokens = t
+	}
+	h := &Handler{
+		cfg:    cfg,
+		log:    log,
+		deny:   log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+		tokens: cfg.Tokens,
+		listen: map[netip.Addr]bool{},
+		local:  localAddrs{list: cfg.LocalAddrs, now: cfg.Now},
+	}
+	for _, l := range cfg.ListenAddrs {
+		host, _ := ParseListen(l) // validated above
+		if a, err := netip.ParseAddr(host); err == nil {
+			h.listen[a.Unmap()] = true
+		}
+	}
+	h.router = h.routes()
+	h.Publish(Snapshot{})
+	return h, nil
+}
+
+// Publish renders every response that depends on s and makes it visible to
+// all later requests with one atomic store. Requests in flight finish with
+// the snapshot they loaded. Call it whenever the credentials or the last
+// error change; it is safe for concurrent use.
+func (h *Handler) Publish(s Snapshot) { h.snap.Store(h.render(s)) }
+
+// ServeHTTP applies the guards (same-host client, Host allow-list, session
+// token) and then routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr["Server"] = valServer
+	hdr["Accept-Ranges"] = valNone
+	if !h.clientAllowed(r) {
+		h.deny.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).
+			Msg("refused client from another host; allow its network with --allow-client")
+		h.fail(w, http.StatusForbidden)
+		return
+	}
+	if !h.hostAllowed(r) {
+		h.deny.Warn().Str("remote", r.RemoteAddr).Str("host", clip(r.Host)).
+			Msg("refused request with a foreign Host header (DNS rebinding guard)")
+		h.fail(w, http.StatusForbidden)
+		return
+	}
+	if !isTokenPath(r.URL.Path) {
+		switch tok := r.Header[hdrToken]; {
+		case len(tok) == 0 && h.cfg.TokenMode == TokenRequired,
+			len(tok) > 1,
+			len(tok) == 1 && !h.tokens.Valid(tok[0]):
+			h.log.Debug().Str("path", r.URL.Path).Int("tokens", len(tok)).Msg("missing or invalid session token")
+			h.fail(w, http.StatusUnauthorized)
+			return
+		}
+	}
+	if e := h.log.Debug(); e.Enabled() {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		h.router.ServeHTTP(sw, r)
+		e.Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
+			Dur("took", time.Since(start)).Msg("request")
+		return
+	}
+	h.router.ServeHTTP(w, r)
+}
+
+// isTokenPath reports whether p is a token path, /latest/api/token or a
+// versioned one (/2021-03-23/api/token). Token paths are exempt from the
+// token check: the PUT creates the token, and wrong methods or versions get
+// their own answers (405, 403).
+func isTokenPath(p string) bool {
+	rest, ok := strings.CutSuffix(p, "/api/token")
+	return ok && len(rest) > 1 && rest[0] == '/' && strings.IndexByte(rest[1:], '/') < 0
+}
+
+// fail answers an error status with an empty body.
+func (h *Handler) fail(w http.ResponseWriter, status int) {
+	hdr := w.Header()
+	hdr["Content-Type"] = valTextPlain
+	hdr["Content-Length"] = valZero
+	w.WriteHeader(status)
+}
+
+// write answers 200 with b; HEAD gets the headers only.
+func write(w http.ResponseWriter, r *http.Request, b body, lastModified []string) {
+	hdr := w.Header()
+	hdr["Content-Type"] = valTextPlain
+	hdr["Content-Length"] = b.len
+	if lastModified != nil {
+		hdr["Last-Modified"] = lastModified
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b.b)
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// localAddrs caches this host's addresses; an unknown client address
+// refreshes the cache at most every few seconds (interfaces change, say on a
+// laptop moving between networks).
+type localAddrs struct {
+	list func() ([]netip.Addr, error)
+	now  func() time.Time
+
+	mu      sync.Mutex
+	set     atomic.Pointer[map[netip.Addr]bool]
+	fetched time.Time
+}
+
+const localAddrsRefresh = 5 * time.Second
+
+func (l *localAddrs) contains(a netip.Addr) bool {
+	if m := l.set.Load(); m != nil && (*m)[a] {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m := l.set.Load(); m != nil && (now(l.now).Sub(l.fetched) < localAddrsRefresh) {
+		return (*m)[a]
+	}
+	list := l.list
+	if list == nil {
+		list = interfaceAddrs
+	}
+	addrs, err := list()
+	m := make(map[netip.Addr]bool, len(addrs))
+	for _, x := range addrs {
+		m[x.Unmap()] = true
+	}
+	if err == nil {
+		l.set.Store(&m)
+	}
+	l.fetched = now(l.now)
+	return m[a]
+}
+
+func now(f func() time.Time) time.Time {
+	if f == nil {
+		return time.Now()
+	}
+	return f()
+}
+
+func interfaceAddrs() ([]netip.Addr, error) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list interface addresses: %w", err)
+	}
+	out := make([]netip.Addr, 0, len(as))
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out, nil
+}
+
+// clientAllowed admits clients on this host (loopback, the address the
+// client connected to, or any of the host's addresses) and the configured
+// networks.
+func (h *Handler) clientAllowed(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	if a.IsLoopback() {
+		return true
+	}
+	for _, p := range h.cfg.AllowedClients {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	if l, ok := connLocal(r); ok && l == a {
+		return true
+	}
+	return h.local.contains(a)
+}
+
+// connLocal returns the address the client connected to.
+func connLocal(r *http.Request) (netip.Addr, bool) {
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		return la.AddrPort().Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}
+
+// hostAllowed is the DNS-rebinding guard: a browser tricked into calling
+// the endpoint sends the attacker's host name, so only IP literals that
+// name this endpoint, and localhost, are accepted.
+func (h *Handler) hostAllowed(r *http.Request) bool {
+	host, _, err := splitHostPort(r.Host)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.Zone() != "" {
+		return false
+	}
+	a = a.Unmap()
+	if a.IsLoopback() || a == IPv4Address || a == IPv6Address || h.listen[a] {
+		return true
+	}
+	l, ok := connLocal(r)
+	return ok && l == a
+}

@@ -1,0 +1,166 @@
+package imds
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// routes registers every path. Leaves answer with and without a trailing
+// slash (botocore asks for placement/availability-zone/ with one, SPEC.md
+// R4.3), directories likewise, and nothing ever redirects: SDKs do not
+// follow IMDS redirects.
+func (h *Handler) routes() *httprouter.Router {
+	c := h.cfg
+	rt := httprouter.New()
+	rt.RedirectTrailingSlash = false
+	rt.RedirectFixedPath = false
+	rt.HandleMethodNotAllowed = true
+	rt.HandleOPTIONS = false
+	rt.NotFound = http.HandlerFunc(h.notFound)
+	rt.MethodNotAllowed = http.HandlerFunc(h.methodNotAllowed)
+	rt.PanicHandler = h.panicked
+
+	const md = "/latest/meta-data/"
+	static := map[string]body{
+		"/":                                  textBody("latest"),
+		"/latest/":                           textBody("dynamic", "meta-data"),
+		"/latest/dynamic/":                   textBody("instance-identity/"),
+		"/latest/dynamic/instance-identity/": textBody("document"),
+		md: textBody("ami-id", "hostname", "iam/", "instance-id", "instance-type",
+			"local-hostname", "local-ipv4", "mac", "placement/", "services/"),
+		md + "ami-id":                             textBody(c.ImageID),
+		md + "hostname":                           textBody(c.Hostname),
+		md + "instance-id":                        textBody(c.InstanceID),
+		md + "instance-type":                      textBody(c.InstanceType),
+		md + "local-hostname":                     textBody(c.Hostname),
+		md + "local-ipv4":                         textBody(c.LocalIPv4),
+		md + "mac":                                textBody(c.MAC),
+		md + "iam/":                               textBody("info", "security-credentials/"),
+		md + "iam/security-credentials/":          textBody(c.RoleName),
+		md + "iam/security-credentials-extended/": textBody(c.RoleName),
+		md + "placement/":                         textBody("availability-zone", "availability-zone-id", "region"),
+		md + "placement/availability-zone":        textBody(c.AvailabilityZone),
+		md + "placement/availability-zone-id":     textBody(c.AvailabilityZoneID),
+		md + "placement/region":                   textBody(c.Region),
+		md + "services/":                          textBody("domain", "partition"),
+		md + "services/domain":                    textBody(domain(c.Region)),
+		md + "services/partition":                 textBody(partition(c.Region)),
+	}
+	for path, b := range static {
+		h.get(rt, path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+			write(w, r, b, nil)
+		})
+	}
+	// The role is registered as a static path, not a :role parameter:
+	// other names are 404 (SPEC.md R5.3) and a request allocates no
+	// parameter list.
+	h.get(rt, md+"iam/security-credentials/"+c.RoleName, h.credentials)
+	h.get(rt, md+"iam/security-credentials-extended/"+c.RoleName, h.credentialsExtended)
+	h.get(rt, md+"iam/info", h.info)
+	h.get(rt, "/latest/dynamic/instance-identity/document", h.identity)
+	rt.PUT(tokenPath, h.putToken)
+	return rt
+}
+
+// get registers GET and HEAD for path and its twin with or without the
+// trailing slash.
+func (h *Handler) get(rt *httprouter.Router, path string, handle httprouter.Handle) {
+	paths := []string{path}
+	if path != "/" {
+		if twin, ok := strings.CutSuffix(path, "/"); ok {
+			paths = append(paths, twin)
+		} else {
+			paths = append(paths, path+"/")
+		}
+	}
+	for _, p := range paths {
+		rt.GET(p, handle)
+		rt.HEAD(p, handle)
+	}
+}
+
+func (h *Handler) credentials(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	s := h.snap.Load()
+	if s.creds.b != nil && h.cfg.Now().Before(s.expires) {
+		write(w, r, s.creds, s.lastModified)
+		return
+	}
+	write(w, r, s.errDoc, nil)
+}
+
+func (h *Handler) credentialsExtended(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	s := h.snap.Load()
+	if s.credsExt.b != nil && h.cfg.Now().Before(s.expires) {
+		write(w, r, s.credsExt, s.lastModified)
+		return
+	}
+	write(w, r, s.errDoc, nil)
+}
+
+func (h *Handler) info(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	s := h.snap.Load()
+	write(w, r, s.info, s.lastModified)
+}
+
+func (h *Handler) identity(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	write(w, r, h.snap.Load().identity, nil)
+}
+
+// putToken issues a session token (SPEC.md §2).
+func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	// A proxy in the path adds X-Forwarded-For; EC2 refuses such PUTs so
+	// tokens do not leak beyond the host (R2.6).
+	if _, ok := r.Header["X-Forwarded-For"]; ok {
+		h.log.Debug().Str("remote", r.RemoteAddr).Msg("refused token request carrying X-Forwarded-For")
+		h.fail(w, http.StatusForbidden)
+		return
+	}
+	vals := r.Header[hdrTokenTTL]
+	if len(vals) != 1 {
+		h.fail(w, http.StatusBadRequest)
+		return
+	}
+	ttl, err := ParseTTL(vals[0])
+	if err != nil {
+		h.log.Debug().Err(err).Msg("refused token request")
+		h.fail(w, http.StatusBadRequest)
+		return
+	}
+	tok := h.tokens.Issue(ttl)
+	hdr := w.Header()
+	hdr["Content-Type"] = valTextPlain
+	// The Go SDKs read the lifetime from this echo and fail (or fall back
+	// to IMDSv1) without it (R2.4).
+	hdr[hdrTokenTTL] = []string{strconv.FormatInt(int64(ttl.Seconds()), 10)}
+	hdr["Content-Length"] = tokenLenHeader
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(tok))
+}
+
+var tokenLenHeader = []string{strconv.Itoa(TokenLen)}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	// A PUT to a versioned token path is refused, not unknown (R2.1).
+	if r.Method == http.MethodPut && isTokenPath(r.URL.Path) {
+		h.fail(w, http.StatusForbidden)
+		return
+	}
+	h.fail(w, http.StatusNotFound)
+}
+
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == tokenPath {
+		w.Header()["Allow"] = valAllowPut
+	} else {
+		w.Header()["Allow"] = valAllowGet
+	}
+	h.fail(w, http.StatusMethodNotAllowed)
+}
+
+func (h *Handler) panicked(w http.ResponseWriter, r *http.Request, v any) {
+	h.log.Error().Str("path", r.URL.Path).Interface("panic", v).Msg("handler panicked")
+	h.fail(w, http.StatusInternalServerError)
+}

@@ -1,0 +1,150 @@
+package imds
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+	"time"
+)
+
+// MaxTokenTTL is the longest session token lifetime a client may ask for
+// (EC2 allows one second to six hours: SPEC.md R2.2).
+const MaxTokenTTL = 6 * time.Hour
+
+// ErrBadTTL reports a missing or invalid X-aws-ec2-metadata-token-ttl-seconds
+// header; IMDS answers it with 400.
+var ErrBadTTL = errors.New("token ttl must be whole seconds 1..21600")
+
+// ParseTTL parses the value of the X-aws-ec2-metadata-token-ttl-seconds
+// header strictly: ASCII digits only (no sign, space or exponent), 1..21600.
+// It is pure and safe for any input.
+func ParseTTL(header string) (time.Duration, error) {
+	// Six digits would already be over the maximum; rejecting long input
+	// first also keeps the accumulator far from overflow.
+	if header == "" || len(header) > 5 {
+		return 0, fmt.Errorf("%w (got %q)", ErrBadTTL, clip(header))
+	}
+	n := 0
+	for i := 0; i < len(header); i++ {
+		c := header[i]
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w (got %q)", ErrBadTTL, clip(header))
+		}
+		n = n*10 + int(c-'0')
+	}
+	ttl := time.Duration(n) * time.Second
+	if ttl < time.Second || ttl > MaxTokenTTL {
+		return 0, fmt.Errorf("%w (got %q)", ErrBadTTL, header)
+	}
+	return ttl, nil
+}
+
+// clip keeps error messages bounded whatever a client sent.
+func clip(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+// Token layout, before base64url (no padding):
+//
+//	version (1) | expiry, Unix nanoseconds, big endian (8) | nonce (12) | HMAC-SHA256 of the previous fields (32)
+//
+// 53 bytes encode to 71 characters, inside SPEC.md's 100-byte bound.
+const (
+	tokenVersion  = 1
+	tokenNonceLen = 12
+	tokenBodyLen  = 1 + 8 + tokenNonceLen
+	tokenRawLen   = tokenBodyLen + sha256.Size
+)
+
+// TokenLen is the length in bytes of every token Issue returns.
+var TokenLen = base64.RawURLEncoding.EncodedLen(tokenRawLen)
+
+// Tokens issues and checks IMDSv2 session tokens. Tokens are stateless: each
+// carries its own expiry and a MAC under a key that never leaves the process,
+// so memory does not grow with the number of tokens issued (SPEC.md R2.8) and
+// a flood of token requests costs CPU only. Tokens are valid on the Tokens
+// value (the key) that issued them, until their expiry: strictly, a token is
+// invalid once now >= issued + ttl (SPEC.md R3.4).
+//
+// A Tokens is safe for concurrent use.
+type Tokens struct {
+	now  func() time.Time
+	macs sync.Pool // of hash.Hash, each an HMAC-SHA256 under the key
+}
+
+// NewTokens returns a Tokens that signs with key (at least 32 bytes; use
+// [NewTokenKey]) and reads the time from now (time.Now when nil).
+func NewTokens(key []byte, now func() time.Time) (*Tokens, error) {
+	if len(key) < 32 {
+		return nil, fmt.Errorf("token key: must be at least 32 bytes (got %d)", len(key))
+	}
+	if now == nil {
+		now = time.Now
+	}
+	k := append([]byte(nil), key...)
+	t := &Tokens{now: now}
+	t.macs.New = func() any { return hmac.New(sha256.New, k) }
+	return t, nil
+}
+
+// NewTokenKey returns a fresh random 32-byte key for [NewTokens].
+func NewTokenKey() []byte {
+	k := make([]byte, 32)
+	// crypto/rand.Read never returns an error on supported platforms (Go 1.24+).
+	_, _ = rand.Read(k)
+	return k
+}
+
+// Issue returns a new token that is valid for ttl from now.
+func (t *Tokens) Issue(ttl time.Duration) string {
+	var raw [tokenRawLen]byte
+	raw[0] = tokenVersion
+	binary.BigEndian.PutUint64(raw[1:9], uint64(t.now().Add(ttl).UnixNano()))
+	_, _ = rand.Read(raw[9:tokenBodyLen])
+	t.sign(raw[tokenBodyLen:tokenBodyLen], raw[:tokenBodyLen])
+	var enc [64 + 16]byte
+	n := base64.RawURLEncoding.EncodedLen(tokenRawLen)
+	base64.RawURLEncoding.Encode(enc[:n], raw[:])
+	return string(enc[:n])
+}
+
+// Valid reports whether token was issued by t and has not expired.
+func (t *Tokens) Valid(token string) bool {
+	if len(token) != TokenLen {
+		return false
+	}
+	var enc [64 + 16]byte
+	copy(enc[:], token)
+	var raw [tokenRawLen]byte
+	if n, err := base64.RawURLEncoding.Decode(raw[:], enc[:len(token)]); err != nil || n != tokenRawLen {
+		return false
+	}
+	if raw[0] != tokenVersion {
+		return false
+	}
+	var mac [sha256.Size]byte
+	t.sign(mac[:0], raw[:tokenBodyLen])
+	if !hmac.Equal(mac[:], raw[tokenBodyLen:]) {
+		return false
+	}
+	expiry := int64(binary.BigEndian.Uint64(raw[1:9]))
+	return t.now().UnixNano() < expiry
+}
+
+// sign appends the MAC of body to dst, which must have room for it.
+func (t *Tokens) sign(dst, body []byte) {
+	h := t.macs.Get().(hash.Hash)
+	h.Reset()
+	h.Write(body)
+	h.Sum(dst)
+	t.macs.Put(h)
+}

@@ -1,0 +1,93 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/aws/smithy-go"
+)
+
+// Class sorts failures by what a retry can do about them (SPEC.md §11).
+type Class int
+
+const (
+	// ClassOK is no failure.
+	ClassOK Class = iota
+	// ClassTransient failures (throttling, 5xx, network, the identity
+	// provider unreachable) are retried soon.
+	ClassTransient
+	// ClassPermanent failures (access denied, invalid or expired token,
+	// bad input) need a person: retried slowly and logged as errors.
+	ClassPermanent
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassOK:
+		return "ok"
+	case ClassTransient:
+		return "transient"
+	case ClassPermanent:
+		return "permanent"
+	}
+	return "unknown"
+}
+
+// transientCodes are STS and common AWS error codes worth retrying soon.
+var transientCodes = map[string]bool{
+	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
+	"TooManyRequestsException": true, "RequestThrottled": true, "SlowDown": true,
+	"IDPCommunicationError": true, "InternalFailure": true, "InternalError": true,
+	"ServiceUnavailable": true, "RequestTimeout": true, "RequestTimeoutException": true,
+}
+
+// Classify returns the class of err, nil being ClassOK.
+func Classify(err error) Class {
+	if err == nil {
+		return ClassOK
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ClassTransient
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		if transientCodes[api.ErrorCode()] || api.ErrorFault() == smithy.FaultServer {
+			return ClassTransient
+		}
+		var st interface{ HTTPStatusCode() int }
+		if errors.As(err, &st) && st.HTTPStatusCode() >= 500 {
+			return ClassTransient
+		}
+		return ClassPermanent
+	}
+	var st interface{ HTTPStatusCode() int }
+	if errors.As(err, &st) {
+		if s := st.HTTPStatusCode(); s >= 500 || s == 429 {
+			return ClassTransient
+		}
+		return ClassPermanent
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return ClassTransient
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return ClassTransient
+	}
+	return ClassPermanent
+}
+
+// ErrorCode names err for clients: the upstream error code when there is one
+// (AccessDenied, InvalidIdentityToken, …), else a class name.
+func ErrorCode(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) && api.ErrorCode() != "" {
+		return api.ErrorCode()
+	}
+	if Classify(err) == ClassTransient {
+		return "ServiceUnavailable"
+	}
+	return "CredentialSourceError"
+}
