@@ -81,6 +81,9 @@ func NewHandler(cfg Config, log zerolog.Logger) (*Handler, error) {
 	return h, nil
 }
 
+// Tokens returns the token issuer, to be kept across handler rebuilds.
+func (h *Handler) Tokens() *Tokens { return h.tokens }
+
 // Publish renders every response that depends on s and makes it visible to
 // all later requests with one atomic store. Requests in flight finish with
 // the snapshot they loaded. Call it whenever the credentials or the last

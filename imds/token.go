@@ -65,8 +65,12 @@ const (
 	tokenRawLen   = tokenBodyLen + sha256.Size
 )
 
+// tokenEnc is base64url without padding; Strict rejects non-zero padding
+// bits, so every token has exactly one valid spelling.
+var tokenEnc = base64.RawURLEncoding.Strict()
+
 // TokenLen is the length in bytes of every token Issue returns.
-var TokenLen = base64.RawURLEncoding.EncodedLen(tokenRawLen)
+var TokenLen = tokenEnc.EncodedLen(tokenRawLen)
 
 // Tokens issues and checks IMDSv2 session tokens. Tokens are stateless: each
 // carries its own expiry and a MAC under a key that never leaves the process,
@@ -77,8 +81,18 @@ var TokenLen = base64.RawURLEncoding.EncodedLen(tokenRawLen)
 //
 // A Tokens is safe for concurrent use.
 type Tokens struct {
-	now  func() time.Time
-	macs sync.Pool // of hash.Hash, each an HMAC-SHA256 under the key
+	now     func() time.Time
+	scratch sync.Pool // of *tokenScratch
+}
+
+// tokenScratch holds one HMAC and the buffers a token check needs. Pooling
+// them keeps Valid free of allocations: buffers handed to the hash.Hash and
+// io.Reader interfaces would otherwise escape to the heap on every call.
+type tokenScratch struct {
+	mac hash.Hash // HMAC-SHA256 under the key
+	raw [tokenRawLen]byte
+	enc [80]byte // ≥ TokenLen
+	sum [sha256.Size]byte
 }
 
 // NewTokens returns a Tokens that signs with key (at least 32 bytes; use
@@ -92,7 +106,7 @@ func NewTokens(key []byte, now func() time.Time) (*Tokens, error) {
 	}
 	k := append([]byte(nil), key...)
 	t := &Tokens{now: now}
-	t.macs.New = func() any { return hmac.New(sha256.New, k) }
+	t.scratch.New = func() any { return &tokenScratch{mac: hmac.New(sha256.New, k)} }
 	return t, nil
 }
 
@@ -106,15 +120,15 @@ func NewTokenKey() []byte {
 
 // Issue returns a new token that is valid for ttl from now.
 func (t *Tokens) Issue(ttl time.Duration) string {
-	var raw [tokenRawLen]byte
-	raw[0] = tokenVersion
-	binary.BigEndian.PutUint64(raw[1:9], uint64(t.now().Add(ttl).UnixNano()))
-	_, _ = rand.Read(raw[9:tokenBodyLen])
-	t.sign(raw[tokenBodyLen:tokenBodyLen], raw[:tokenBodyLen])
-	var enc [64 + 16]byte
-	n := base64.RawURLEncoding.EncodedLen(tokenRawLen)
-	base64.RawURLEncoding.Encode(enc[:n], raw[:])
-	return string(enc[:n])
+	s := t.scratch.Get().(*tokenScratch)
+	defer t.scratch.Put(s)
+	s.raw[0] = tokenVersion
+	binary.BigEndian.PutUint64(s.raw[1:9], uint64(t.now().Add(ttl).UnixNano()))
+	_, _ = rand.Read(s.raw[9:tokenBodyLen])
+	s.sign()
+	copy(s.raw[tokenBodyLen:], s.sum[:])
+	tokenEnc.Encode(s.enc[:TokenLen], s.raw[:])
+	return string(s.enc[:TokenLen])
 }
 
 // Valid reports whether token was issued by t and has not expired.
@@ -122,29 +136,26 @@ func (t *Tokens) Valid(token string) bool {
 	if len(token) != TokenLen {
 		return false
 	}
-	var enc [64 + 16]byte
-	copy(enc[:], token)
-	var raw [tokenRawLen]byte
-	if n, err := base64.RawURLEncoding.Decode(raw[:], enc[:len(token)]); err != nil || n != tokenRawLen {
+	s := t.scratch.Get().(*tokenScratch)
+	defer t.scratch.Put(s)
+	copy(s.enc[:], token)
+	if n, err := tokenEnc.Decode(s.raw[:], s.enc[:TokenLen]); err != nil || n != tokenRawLen {
 		return false
 	}
-	if raw[0] != tokenVersion {
+	if s.raw[0] != tokenVersion {
 		return false
 	}
-	var mac [sha256.Size]byte
-	t.sign(mac[:0], raw[:tokenBodyLen])
-	if !hmac.Equal(mac[:], raw[tokenBodyLen:]) {
+	s.sign()
+	if !hmac.Equal(s.sum[:], s.raw[tokenBodyLen:]) {
 		return false
 	}
-	expiry := int64(binary.BigEndian.Uint64(raw[1:9]))
+	expiry := int64(binary.BigEndian.Uint64(s.raw[1:9]))
 	return t.now().UnixNano() < expiry
 }
 
-// sign appends the MAC of body to dst, which must have room for it.
-func (t *Tokens) sign(dst, body []byte) {
-	h := t.macs.Get().(hash.Hash)
-	h.Reset()
-	h.Write(body)
-	h.Sum(dst)
-	t.macs.Put(h)
+// sign computes the MAC of the token body in s.raw into s.sum.
+func (s *tokenScratch) sign() {
+	s.mac.Reset()
+	s.mac.Write(s.raw[:tokenBodyLen])
+	s.mac.Sum(s.sum[:0])
 }

@@ -1,0 +1,87 @@
+package imds_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imdsd/imdsd/imds"
+)
+
+func FuzzParseTTL(f *testing.F) {
+	for _, s := range []string{"1", "300", "21600", "21601", "0", "", "-1", "+5", " 1", "1e3", "99999", "000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ttl, err := imds.ParseTTL(s)
+		if err != nil {
+			if ttl != 0 {
+				t.Errorf("ParseTTL(%q) = %v with error %v", s, ttl, err)
+			}
+			return
+		}
+		if ttl < time.Second || ttl > imds.MaxTokenTTL || ttl%time.Second != 0 {
+			t.Errorf("ParseTTL(%q) = %v, outside 1s..6h", s, ttl)
+		}
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				t.Errorf("ParseTTL(%q) accepted a non-digit", s)
+			}
+		}
+	})
+}
+
+func FuzzTokenValid(f *testing.F) {
+	clock := &fakeClock{t: t0}
+	tk, err := imds.NewTokens([]byte("0123456789abcdef0123456789abcdef"), clock.Now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := tk.Issue(time.Hour)
+	f.Add(good)
+	f.Add(good[:len(good)-1] + "A")
+	f.Add("AQAAAPm_49V6IGWwyABYuQXrWfdP6yrb3-iy6UsOKg5zeol4pFOp_g==")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		// Forging a MAC by mutation is not possible, and strict
+		// decoding gives each token one spelling: only the issued one
+		// is valid.
+		if tk.Valid(s) && s != good {
+			t.Errorf("Valid(%q) = true for a token that was never issued", s)
+		}
+	})
+}
+
+// FuzzHandler sends random methods, paths and headers through the whole
+// handler in required mode: it must never panic, never answer 5xx, and never
+// hand out the secret without a valid token.
+func FuzzHandler(f *testing.F) {
+	fx := newFixture(f)
+	fx.publish()
+	valid := fx.token(f, "300")
+	f.Add("GET", "/latest/meta-data/iam/security-credentials/imdsd-dev", "X-aws-ec2-metadata-token", "bogus", "127.0.0.1:1", "169.254.169.254")
+	f.Add("PUT", "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds", "21600", "127.0.0.1:1", "localhost")
+	f.Add("HEAD", "/latest/meta-data/iam/security-credentials-extended/imdsd-dev/", "X-Forwarded-For", "1.2.3.4", "[::1]:1", "[::1]")
+	f.Add("GET", "/latest/meta-data/iam/security-credentials/imdsd-dev", "X-aws-ec2-metadata-token", valid[:len(valid)-2], "10.0.0.1:1", "169.254.169.254")
+	f.Add("PUT", "/2021-03-23/api/token", "", "", "127.0.0.1:1", "")
+	f.Fuzz(func(t *testing.T, method, path, hk, hv, remote, host string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Method = method
+		r.URL.Path = path
+		r.RemoteAddr = remote
+		r.Host = host
+		if hk != "" {
+			r.Header[http.CanonicalHeaderKey(hk)] = []string{hv}
+		}
+		w := httptest.NewRecorder()
+		fx.h.ServeHTTP(w, r)
+		if w.Code >= 500 {
+			t.Fatalf("%s %q: status %d", method, path, w.Code)
+		}
+		if strings.Contains(w.Body.String(), testCreds.SecretAccessKey) && (hv != valid || !strings.EqualFold(hk, "X-aws-ec2-metadata-token")) {
+			t.Fatalf("%s %q with %s: %q served the secret without a valid token", method, path, hk, hv)
+		}
+	})
+}
