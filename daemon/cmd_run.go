@@ -67,16 +67,7 @@ type daemon struct {
 }
 
 func newDaemon(c Config, log zerolog.Logger) (*daemon, error) {
-	mode, _ := imds.ParseMode(c.TokenMode) // validated
-	allowed, _ := c.allowedClients()       // validated
-	h, err := imds.NewHandler(imds.Config{
-		RoleName:       c.RoleName,
-		Region:         c.Region,
-		HostSeed:       hostSeed(),
-		TokenMode:      mode,
-		AllowedClients: allowed,
-		ListenAddrs:    c.Listen,
-	}, log.With().Str("component", "imds").Logger())
+	h, err := imds.NewHandler(c.imdsConfig(), log.With().Str("component", "imds").Logger())
 	if err != nil {
 		return nil, err
 	}

@@ -129,6 +129,13 @@ func (c Config) Validate() error {
 	if _, err := c.allowedClients(); err != nil {
 		errs = append(errs, err)
 	}
+	// The metadata the endpoint serves (role name, region); listen
+	// addresses and modes were checked above.
+	ic := c.imdsConfig()
+	ic.ListenAddrs, ic.AllowedClients, ic.TokenMode = nil, nil, imds.TokenRequired
+	if err := ic.WithDefaults().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.DevLifetime < 45*time.Minute || c.DevLifetime > 36*time.Hour {
 		bad("dev_lifetime", "must be 45m..36h so clients always get credentials with 30 minutes left", c.DevLifetime)
 	}
@@ -143,6 +150,20 @@ func (c Config) Validate() error {
 		bad("log_level", "must be debug, info, warn or error", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+// imdsConfig is the endpoint's part of c; c must be valid.
+func (c Config) imdsConfig() imds.Config {
+	mode, _ := imds.ParseMode(c.TokenMode)
+	allowed, _ := c.allowedClients()
+	return imds.Config{
+		RoleName:       c.RoleName,
+		Region:         c.Region,
+		HostSeed:       hostSeed(),
+		TokenMode:      mode,
+		AllowedClients: allowed,
+		ListenAddrs:    c.Listen,
+	}
 }
 
 func (c Config) allowedClients() ([]netip.Prefix, error) {

@@ -197,14 +197,14 @@ func (c Config) Validate() error {
 	if !roleNameRE.MatchString(c.RoleName) {
 		bad("role_name", "1..64 characters of [A-Za-z0-9+=,.@_-]", c.RoleName)
 	}
+	// Zones derive from the region: with a bad region, report only it.
 	if !regionRE.MatchString(c.Region) {
 		bad("region", "an AWS region such as us-east-1", c.Region)
-	}
-	if len(c.AvailabilityZone) != len(c.Region)+1 || !strings.HasPrefix(c.AvailabilityZone, c.Region) ||
+	} else if len(c.AvailabilityZone) != len(c.Region)+1 || !strings.HasPrefix(c.AvailabilityZone, c.Region) ||
 		c.AvailabilityZone[len(c.AvailabilityZone)-1] < 'a' || c.AvailabilityZone[len(c.AvailabilityZone)-1] > 'z' {
 		bad("availability_zone", "the region plus one lower-case letter, e.g. "+c.Region+"a", c.AvailabilityZone)
 	}
-	if !azIDRE.MatchString(c.AvailabilityZoneID) {
+	if regionRE.MatchString(c.Region) && !azIDRE.MatchString(c.AvailabilityZoneID) {
 		bad("availability_zone_id", "a zone ID such as use1-az1", c.AvailabilityZoneID)
 	}
 	if !accountRE.MatchString(c.AccountID) {
