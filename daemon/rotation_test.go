@@ -52,7 +52,7 @@ func TestDevRotationOverADay(t *testing.T) {
 						t.Errorf("Expiration %q: %v", doc["Expiration"], err)
 						return
 					}
-					left := exp.Sub(time.Now())
+					left := time.Until(exp)
 					mu.Lock()
 					requests++
 					minLeft = min(minLeft, left)

@@ -1,0 +1,51 @@
+// Package imdsd_test holds repository-wide checks.
+package imdsd_test
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportBoundaries enforces the dependency direction of STYLE.md §1:
+// imds and rotator never know each other, and neither knows the daemon,
+// installation or service management. Only daemon knows every package.
+func TestImportBoundaries(t *testing.T) {
+	const mod = "github.com/imdsd/imdsd/"
+	forbidden := map[string][]string{
+		"imds": {
+			mod + "rotator", mod + "install", mod + "daemon", mod + "systemd",
+			"github.com/kardianos/service",
+			"github.com/aws/aws-sdk-go-v2/service/",
+			"github.com/aws/aws-sdk-go-v2/config",
+			"github.com/aws/aws-sdk-go-v2/credentials",
+		},
+		"rotator": {
+			mod + "imds", mod + "install", mod + "daemon", mod + "systemd",
+			"github.com/kardianos/service",
+			"github.com/julienschmidt/httprouter",
+		},
+	}
+	for pkg, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-deps", "-json", "./"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(out)))
+		for {
+			var p struct{ ImportPath string }
+			if err := dec.Decode(&p); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range bad {
+				if p.ImportPath == b || strings.HasPrefix(p.ImportPath, strings.TrimSuffix(b, "/")+"/") {
+					t.Errorf("%s depends on %s, which it must not (STYLE.md §1)", pkg, p.ImportPath)
+				}
+			}
+		}
+	}
+}
