@@ -47,6 +47,8 @@ type State struct {
 	Failures int
 	// Next is when the next refresh is planned (wall clock).
 	Next time.Time
+
+	resync bool // see nextRefresh
 }
 
 // Options tune a Rotator. Zero values take the defaults in brackets.
@@ -195,7 +197,11 @@ func (r *Rotator) refresh(ctx context.Context) time.Time {
 		next.Next = now.Add(nextRefresh(now, next, r.o, Classify(err), r.o.Jitter()))
 		r.logFailure(next)
 	} else {
-		next = State{Credentials: c, Obtained: now}
+		// The first success after start or after failures is when many
+		// hosts move in step (a fleet booted together, an STS outage
+		// ending): spread that refresh widely.
+		resync := !prev.Credentials.HasKeys() || prev.Failures > 0
+		next = State{Credentials: c, Obtained: now, resync: resync}
 		next.Next = now.Add(nextRefresh(now, next, r.o, ClassOK, r.o.Jitter()))
 		r.logSuccess(next)
 	}
@@ -224,8 +230,11 @@ func (r *Rotator) check(c Credentials, now time.Time) error {
 //
 // After a success the plan is issued + min(lifetime/2, lifetime − 40m) minus
 // up to 10 % of that: with lifetimes of 45 minutes or more the served
-// credentials keep at least 30 minutes (SPEC.md R7.2), and refreshes of many
-// hosts started together spread out. After a failure it backs off
+// credentials keep at least 30 minutes (SPEC.md R7.2). Right after start or
+// after failures (s.resync) the jitter spans 95 % of the interval instead:
+// hosts started in the same second would otherwise call STS in step for
+// hours, since 10 % jitter only widens their spread slowly (see
+// TestFleetSpread). Refreshing early is always safe. After a failure it backs off
 // exponentially with full jitter, slowly for errors a retry will not fix, but
 // never past the point where the last good credentials would expire without
 // another try.
@@ -242,7 +251,11 @@ func nextRefresh(now time.Time, s State, o Options, class Class, jitter float64)
 			// cannot hold; refresh at half-life.
 			interval = lifetime / 2
 		}
-		interval -= time.Duration(jitter * 0.1 * float64(interval))
+		spread := 0.1
+		if s.resync {
+			spread = 0.95
+		}
+		interval -= time.Duration(jitter * spread * float64(interval))
 		return max(s.Obtained.Add(interval).Sub(now), time.Second)
 	}
 	lo, hi := o.MinBackoff, o.MaxBackoff
