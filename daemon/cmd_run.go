@@ -35,15 +35,15 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintf(stderr, "imdsd run: %v\n", err)
 		return exitUsage
 	}
-	if len(c.Listen) == 0 {
-		c.Listen = []string{defaultListen}
-	}
-	if err := c.Validate(); err != nil {
+	c = c.withDefaults(getenv)
+	deps := stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now}
+	fetcher, err := buildSource(ctx, c, deps)
+	if err = errors.Join(c.Validate(), err); err != nil {
 		fmt.Fprintf(stderr, "imdsd run: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return exitUsage
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	d, err := newDaemon(c, log)
+	d, err := newDaemon(c, fetcher, log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitError
@@ -66,13 +66,12 @@ type daemon struct {
 	once    sync.Once
 }
 
-func newDaemon(c Config, log zerolog.Logger) (*daemon, error) {
+func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, error) {
 	h, err := imds.NewHandler(c.imdsConfig(), log.With().Str("component", "imds").Logger())
 	if err != nil {
 		return nil, err
 	}
 	d := &daemon{cfg: c, log: log, handler: h, ready: make(chan struct{})}
-	src := rotator.NewDev(rotator.DevOptions{Lifetime: c.DevLifetime, RoleName: c.RoleName})
 	d.rot = rotator.New(src, rotator.Options{
 		Source:  c.Source,
 		Publish: d.publish,

@@ -23,7 +23,7 @@ func TestRunBadInput(t *testing.T) {
 		{"no command", nil, exitUsage, usage},
 		{"unknown command", []string{"serve"}, exitUsage, "imdsd: unknown command \"serve\"\n\n" + usage},
 		{"unknown source", []string{"run", "--source", "vault"}, exitUsage,
-			"imdsd run: invalid configuration:\n  source: must be dev (got \"vault\")\n"},
+			"imdsd run: invalid configuration:\n  source: must be one of dev, assume-role, web-identity, saml, session-token, federation-token, profile, static (got \"vault\")\n"},
 		{"every problem at once", []string{"run", "--listen", "0.0.0.0", "--listen", "example.com:80", "--listen", "127.0.0.1:99999",
 			"--token-mode", "v1", "--allow-client", "10.0.0.0/33", "--dev-lifetime", "15m", "--log-format", "xml", "--log-level", "trace"}, exitUsage,
 			"imdsd run: invalid configuration:\n" +

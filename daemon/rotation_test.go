@@ -20,10 +20,13 @@ import (
 // reaches the log.
 func TestDevRotationOverADay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := defaultConfig()
-		c.Listen = []string{defaultListen}
+		c := defaultConfig().withDefaults(func(string) string { return "" })
 		var logs syncBuffer
-		d, err := newDaemon(c, newLogger(&logs, "json", "info"))
+		src, err := buildSource(t.Context(), c, stsDeps{now: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := newDaemon(c, src, newLogger(&logs, "json", "info"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,12 +99,7 @@ func TestDevRotationOverADay(t *testing.T) {
 // fetchCredentials does what an SDK does: token, role listing, document.
 func fetchCredentials(h http.Handler) (map[string]string, error) {
 	do := func(method, path string, hdr http.Header) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(method, "http://127.0.0.1:8169"+path, nil)
-		r.RemoteAddr = "127.0.0.1:50000"
-		r.Header = hdr
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w
+		return doRequest(h, method, path, hdr)
 	}
 	w := do("PUT", "/latest/api/token", http.Header{"X-Aws-Ec2-Metadata-Token-Ttl-Seconds": {"21600"}})
 	if w.Code != 200 {
@@ -121,6 +119,15 @@ func fetchCredentials(h http.Handler) (map[string]string, error) {
 		return nil, errorf("credentials: status %d, Code %q", w.Code, doc["Code"])
 	}
 	return doc, nil
+}
+
+func doRequest(h http.Handler, method, path string, hdr http.Header) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, "http://127.0.0.1:8169"+path, nil)
+	r.RemoteAddr = "127.0.0.1:50000"
+	r.Header = hdr
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
 }
 
 type syncBuffer struct {

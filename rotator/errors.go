@@ -91,3 +91,10 @@ func ErrorCode(err error) string {
 	}
 	return "CredentialSourceError"
 }
+
+// isExpiredToken reports whether STS refused the signing credentials as
+// expired (an MFA session that lapsed early or was revoked).
+func isExpiredToken(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && (api.ErrorCode() == "ExpiredToken" || api.ErrorCode() == "ExpiredTokenException" || api.ErrorCode() == "InvalidClientTokenId")
+}

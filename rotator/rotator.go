@@ -64,6 +64,9 @@ type Options struct {
 	// retry between SlowBackoff and MaxSlowBackoff [1m, 15m].
 	MinBackoff, MaxBackoff      time.Duration
 	SlowBackoff, MaxSlowBackoff time.Duration
+	// MaxBackoffUnserved caps the retry delay while no valid credentials
+	// are held, so clients recover soon after the source does [30s].
+	MaxBackoffUnserved time.Duration
 	// FetchTimeout bounds one Fetch [1m].
 	FetchTimeout time.Duration
 	// WallCheck is how often the wall clock is compared with the plan;
@@ -91,6 +94,7 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxBackoff, 5*time.Minute)
 	def(&o.SlowBackoff, time.Minute)
 	def(&o.MaxSlowBackoff, 15*time.Minute)
+	def(&o.MaxBackoffUnserved, 30*time.Second)
 	def(&o.FetchTimeout, time.Minute)
 	def(&o.WallCheck, 30*time.Second)
 	if o.Now == nil {
@@ -261,6 +265,11 @@ func nextRefresh(now time.Time, s State, o Options, class Class, jitter float64)
 	lo, hi := o.MinBackoff, o.MaxBackoff
 	if class == ClassPermanent {
 		lo, hi = o.SlowBackoff, o.MaxSlowBackoff
+	}
+	if c := s.Credentials; !c.HasKeys() || (c.CanExpire && !now.Before(c.Expires)) {
+		// Clients are failing now: retry often enough that they recover
+		// within seconds of the source, still with back-off.
+		hi = max(lo, min(hi, o.MaxBackoffUnserved))
 	}
 	ceiling := hi
 	if n := s.Failures - 1; n < 30 {

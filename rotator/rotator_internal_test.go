@@ -35,6 +35,8 @@ func TestNextRefresh(t *testing.T) {
 		{"transient capped", failed(creds(12*time.Hour), 40), ClassTransient, 0.5, time.Second + (5*time.Minute-time.Second)/2},
 		{"permanent: slow", failed(creds(12*time.Hour), 1), ClassPermanent, 0, time.Minute},
 		{"permanent capped", failed(creds(12*time.Hour), 10), ClassPermanent, 0.999, time.Minute + time.Duration(0.999*float64(14*time.Minute))},
+		{"nothing served: transient capped at 30s", failed(State{}, 10), ClassTransient, 0.999, time.Second + time.Duration(0.999*float64(29*time.Second))},
+		{"nothing served: permanent every minute", failed(State{}, 10), ClassPermanent, 0.999, time.Minute},
 		{"retry before the served set expires", failed(creds(3*time.Minute), 10), ClassPermanent, 0.999, 2*time.Minute + 30*time.Second},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/user"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	ec2imds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/aws-sdk-go-v2/service/sts/types"
+	"github.com/imdsd/imdsd/rotator"
+)
+
+// sourceFlags lists, per setting, the sources it applies to; a setting
+// given to another source is a mistake worth reporting, not ignoring.
+var sourceFlags = []struct {
+	field   string
+	set     func(Config) bool
+	sources []string
+}{
+	{"role_arn", func(c Config) bool { return c.RoleARN != "" }, []string{"assume-role", "web-identity", "saml"}},
+	{"role_session_name", func(c Config) bool { return c.RoleSessionName != "" }, []string{"assume-role", "web-identity"}},
+	{"duration", func(c Config) bool { return c.Duration != 0 }, []string{"assume-role", "web-identity", "saml", "session-token", "federation-token"}},
+	{"external_id", func(c Config) bool { return c.ExternalID != "" }, []string{"assume-role"}},
+	{"policy_file", func(c Config) bool { return c.PolicyFile != "" }, []string{"assume-role", "web-identity", "saml", "federation-token"}},
+	{"policy_arn", func(c Config) bool { return len(c.PolicyARNs) > 0 }, []string{"assume-role", "web-identity", "saml", "federation-token"}},
+	{"tag", func(c Config) bool { return len(c.Tags) > 0 }, []string{"assume-role", "federation-token"}},
+	{"transitive_tag_key", func(c Config) bool { return len(c.TransitiveTagKeys) > 0 }, []string{"assume-role"}},
+	{"source_identity", func(c Config) bool { return c.SourceIdentity != "" }, []string{"assume-role"}},
+	{"mfa_serial", func(c Config) bool { return c.MFASerial != "" }, []string{"assume-role", "session-token"}},
+	{"mfa_command", func(c Config) bool { return c.MFACommand != "" }, []string{"assume-role", "session-token"}},
+	{"web_identity_token_file", func(c Config) bool { return c.WebIdentityTokenFile != "" }, []string{"web-identity"}},
+	{"web_identity_token_command", func(c Config) bool { return c.WebIdentityTokenCommand != "" }, []string{"web-identity"}},
+	{"web_identity_ci", func(c Config) bool { return c.WebIdentityCI != "" }, []string{"web-identity"}},
+	{"saml_principal_arn", func(c Config) bool { return c.SAMLPrincipalARN != "" }, []string{"saml"}},
+	{"saml_assertion_file", func(c Config) bool { return c.SAMLAssertionFile != "" }, []string{"saml"}},
+	{"saml_assertion_command", func(c Config) bool { return c.SAMLAssertionCommand != "" }, []string{"saml"}},
+	{"federation_name", func(c Config) bool { return c.FederationName != "" }, []string{"federation-token"}},
+	{"sts_endpoint", func(c Config) bool { return c.STSEndpoint != "" }, []string{"assume-role", "web-identity", "saml", "session-token", "federation-token", "profile"}},
+}
+
+// stsDeps are what STS sources are built with; tests replace them.
+type stsDeps struct {
+	// loadConfig resolves the SDK configuration (base credentials,
+	// shared config); the default is config.LoadDefaultConfig with IMDS
+	// disabled.
+	loadConfig func(ctx context.Context, c Config) (aws.Config, error)
+	// httpClient reaches CI runners' OIDC endpoints and STS.
+	httpClient *http.Client
+	getenv     func(string) string
+	now        func() time.Time
+}
+
+// loadAWSConfig resolves base credentials from the SDK's default chain or
+// the profile, with IMDS disabled in that chain so imdsd never asks itself.
+func loadAWSConfig(ctx context.Context, c Config) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(c.STSRegion),
+		config.WithEC2IMDSClientEnableState(ec2imds.ClientDisabled),
+	}
+	if c.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// buildSource checks the source's settings, reporting every problem at
+// once, and builds its Fetcher. Nothing is sent to STS.
+func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, error) {
+	if !slices.Contains(sources, c.Source) {
+		return nil, fmt.Errorf("source: must be one of %s (got %q)", strings.Join(sources, ", "), c.Source)
+	}
+	var errs []error
+	bad := func(field, rule string, got any) {
+		errs = append(errs, fmt.Errorf("%s: %s (got %q)", field, rule, fmt.Sprint(got)))
+	}
+	for _, f := range sourceFlags {
+		if f.set(c) && !slices.Contains(f.sources, c.Source) {
+			bad(f.field, "does not apply to source "+c.Source+"; it is for "+strings.Join(f.sources, ", "), c.Source)
+		}
+	}
+	needs := func(field, value string) {
+		if value == "" {
+			errs = append(errs, fmt.Errorf("%s: required by source %s", field, c.Source))
+		}
+	}
+	oneOf := func(what string, fields map[string]string) {
+		n := 0
+		for _, v := range fields {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			keys := make([]string, 0, len(fields))
+			for k := range fields {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			errs = append(errs, fmt.Errorf("%s: exactly one of %s is needed (got %d)", what, strings.Join(keys, ", "), n))
+		}
+	}
+	if d := c.Duration; d != 0 {
+		switch {
+		case d%time.Second != 0:
+			bad("duration", "whole seconds", d)
+		case d < 45*time.Minute && !c.AllowShortDuration:
+			bad("duration", "at least 45m so clients always get credentials with 30 minutes left; allow shorter with --allow-short-duration", d)
+		}
+	}
+	if c.MFACommand != "" && c.MFASerial == "" {
+		errs = append(errs, errors.New("mfa_command: needs mfa_serial, the device the codes are for"))
+	}
+	if c.WebIdentityCI != "" && c.WebIdentityCI != "github" && c.WebIdentityCI != "gitlab" {
+		bad("web_identity_ci", "github or gitlab", c.WebIdentityCI)
+	}
+	var policy string
+	if c.PolicyFile != "" {
+		b, err := os.ReadFile(c.PolicyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy_file: cannot read it: %w", err))
+		}
+		policy = string(b)
+	}
+	tags, err := parseTags(c.Tags)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	switch c.Source {
+	case "assume-role":
+		needs("role_arn", c.RoleARN)
+	case "web-identity":
+		needs("role_arn", c.RoleARN)
+		oneOf("web identity token", map[string]string{"web_identity_token_file": c.WebIdentityTokenFile, "web_identity_token_command": c.WebIdentityTokenCommand, "web_identity_ci": c.WebIdentityCI})
+	case "saml":
+		needs("role_arn", c.RoleARN)
+		needs("saml_principal_arn", c.SAMLPrincipalARN)
+		oneOf("saml assertion", map[string]string{"saml_assertion_file": c.SAMLAssertionFile, "saml_assertion_command": c.SAMLAssertionCommand})
+	case "federation-token":
+		needs("federation_name", c.FederationName)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if c.Source == "dev" {
+		return rotator.NewDev(rotator.DevOptions{Lifetime: c.DevLifetime, RoleName: c.RoleName, Now: d.now}), nil
+	}
+
+	cfg, err := d.loadConfig(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	newClient := func(p aws.CredentialsProvider) rotator.STSClient {
+		return sts.NewFromConfig(cfg, func(o *sts.Options) {
+			if p != nil {
+				o.Credentials = p
+			}
+			if c.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(c.STSEndpoint)
+			}
+			if d.httpClient != nil {
+				o.HTTPClient = d.httpClient
+			}
+		})
+	}
+	client := newClient(nil)
+	session := rotator.SessionOptions{
+		RoleSessionName: firstNonEmpty(c.RoleSessionName, defaultSessionName()),
+		Duration:        c.Duration,
+		Policy:          policy,
+		PolicyARNs:      c.PolicyARNs,
+	}
+	mfa := rotator.MFAOptions{Serial: c.MFASerial, NewClient: newClient, Now: d.now}
+	if c.MFACommand != "" {
+		mfa.Code = rotator.CommandInput(c.MFACommand, rotator.CommandOptions{})
+	}
+
+	switch c.Source {
+	case "assume-role":
+		return rotator.NewAssumeRole(client, c.RoleARN, rotator.AssumeRoleOptions{
+			SessionOptions:    session,
+			ExternalID:        c.ExternalID,
+			Tags:              tags,
+			TransitiveTagKeys: c.TransitiveTagKeys,
+			SourceIdentity:    c.SourceIdentity,
+			MFA:               mfa,
+		})
+	case "web-identity":
+		var token rotator.Input
+		switch {
+		case c.WebIdentityTokenFile != "":
+			token = rotator.FileInput(c.WebIdentityTokenFile)
+		case c.WebIdentityTokenCommand != "":
+			token = rotator.CommandInput(c.WebIdentityTokenCommand, rotator.CommandOptions{})
+		case c.WebIdentityCI == "github":
+			token = rotator.GitHubActionsInput(c.WebIdentityAudience, d.getenv, d.httpClient)
+		case c.WebIdentityCI == "gitlab":
+			token = rotator.GitLabInput(c.WebIdentityGitLabVar, d.getenv)
+		}
+		return rotator.NewWebIdentity(client, c.RoleARN, token, rotator.WebIdentityOptions{SessionOptions: session})
+	case "saml":
+		var assertion rotator.Input
+		if c.SAMLAssertionFile != "" {
+			assertion = rotator.FileInput(c.SAMLAssertionFile)
+		} else {
+			assertion = rotator.CommandInput(c.SAMLAssertionCommand, rotator.CommandOptions{})
+		}
+		return rotator.NewSAML(client, c.RoleARN, c.SAMLPrincipalARN, assertion, session)
+	case "session-token":
+		return rotator.NewSessionToken(client, c.Duration, mfa)
+	case "federation-token":
+		return rotator.NewFederationToken(client, c.FederationName, session, tags)
+	case "profile":
+		return rotator.NewProfile(firstNonEmpty(c.Profile, d.getenv("AWS_PROFILE"), "default"), cfg.Credentials, client, d.now), nil
+	case "static":
+		if c.Profile != "" {
+			creds, err := cfg.Credentials.Retrieve(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("static: resolve profile %s: %w", c.Profile, err)
+			}
+			if creds.CanExpire {
+				return nil, fmt.Errorf("static: profile %s resolves to temporary credentials; use --source profile for it", c.Profile)
+			}
+			return rotator.NewStatic(creds, d.now)
+		}
+		return rotator.NewStatic(aws.Credentials{
+			AccessKeyID:     d.getenv("AWS_ACCESS_KEY_ID"),
+			SecretAccessKey: d.getenv("AWS_SECRET_ACCESS_KEY"),
+			SessionToken:    d.getenv("AWS_SESSION_TOKEN"),
+		}, d.now)
+	}
+	panic("unreachable: source checked above")
+}
+
+// parseTags parses KEY=VALUE session tags; values may contain '='.
+func parseTags(specs []string) ([]types.Tag, error) {
+	var tags []types.Tag
+	var errs []error
+	for _, s := range specs {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			errs = append(errs, fmt.Errorf("tag: must be KEY=VALUE (got %q)", s))
+			continue
+		}
+		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	return tags, errors.Join(errs...)
+}
+
+// defaultSessionName is imdsd-USER@HOST, made valid for STS.
+func defaultSessionName() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return rotator.DefaultRoleSessionName(name, host)
+}

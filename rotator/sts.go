@@ -1,0 +1,139 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/aws-sdk-go-v2/service/sts/types"
+)
+
+// STSClient is the part of *sts.Client the STS sources call. Tests use
+// *sts.Client against rotator/ststest, or a hand-written fake.
+type STSClient interface {
+	AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
+	AssumeRoleWithWebIdentity(ctx context.Context, in *sts.AssumeRoleWithWebIdentityInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithWebIdentityOutput, error)
+	AssumeRoleWithSAML(ctx context.Context, in *sts.AssumeRoleWithSAMLInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithSAMLOutput, error)
+	GetSessionToken(ctx context.Context, in *sts.GetSessionTokenInput, optFns ...func(*sts.Options)) (*sts.GetSessionTokenOutput, error)
+	GetFederationToken(ctx context.Context, in *sts.GetFederationTokenInput, optFns ...func(*sts.Options)) (*sts.GetFederationTokenOutput, error)
+	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, optFns ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+}
+
+var _ STSClient = (*sts.Client)(nil)
+
+// NewClientFunc returns an STS client that signs with creds. The MFA path
+// uses it to call AssumeRole with the MFA session it holds.
+type NewClientFunc func(creds aws.CredentialsProvider) STSClient
+
+// Session settings shared by the role-assuming sources.
+type SessionOptions struct {
+	// RoleSessionName names the session in CloudTrail; default derived
+	// from the user and host (DefaultRoleSessionName).
+	RoleSessionName string
+	// Duration of the credentials; 0 leaves STS's default (1h).
+	Duration time.Duration
+	// Policy is an inline session policy (JSON); PolicyARNs managed ones.
+	Policy     string
+	PolicyARNs []string
+}
+
+func (o SessionOptions) durationSeconds() *int32 {
+	if o.Duration <= 0 {
+		return nil
+	}
+	return aws.Int32(int32(o.Duration / time.Second))
+}
+
+func policyARNs(arns []string) []types.PolicyDescriptorType {
+	var out []types.PolicyDescriptorType
+	for _, a := range arns {
+		out = append(out, types.PolicyDescriptorType{Arn: aws.String(a)})
+	}
+	return out
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
+
+// fromSTS converts what STS returned; source names the API in
+// aws.Credentials.Source.
+func fromSTS(c *types.Credentials, source, arn string) (Credentials, error) {
+	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.Expiration == nil {
+		return Credentials{}, fmt.Errorf("%s: answer carries no credentials", source)
+	}
+	return Credentials{
+		Credentials: aws.Credentials{
+			AccessKeyID:     aws.ToString(c.AccessKeyId),
+			SecretAccessKey: aws.ToString(c.SecretAccessKey),
+			SessionToken:    aws.ToString(c.SessionToken),
+			Source:          source,
+			CanExpire:       true,
+			Expires:         c.Expiration.UTC(),
+			AccountID:       arnAccount(arn),
+		},
+		RoleARN: roleARN(arn),
+	}, nil
+}
+
+// roleARN turns an assumed-role ARN
+// (arn:aws:sts::123456789012:assumed-role/NAME/SESSION) into the role's
+// (arn:aws:iam::123456789012:role/NAME); other ARNs are returned as they
+// are. The role's path is not in the assumed-role ARN; callers that know the
+// configured role ARN use that instead.
+func roleARN(arn string) string {
+	f := strings.SplitN(arn, ":", 6)
+	if len(f) != 6 || f[2] != "sts" {
+		return arn
+	}
+	res, ok := strings.CutPrefix(f[5], "assumed-role/")
+	if !ok {
+		return arn
+	}
+	name, _, _ := strings.Cut(res, "/")
+	return "arn:" + f[1] + ":iam::" + f[4] + ":role/" + name
+}
+
+// arnAccount returns the account field of an ARN, or "".
+func arnAccount(arn string) string {
+	f := strings.SplitN(arn, ":", 6)
+	if len(f) == 6 && len(f[4]) == 12 {
+		return f[4]
+	}
+	return ""
+}
+
+// errInput wraps a failure to obtain a secret input (token, assertion, MFA
+// code): permanent until a person fixes it, so it is retried slowly.
+type errInput struct {
+	what string
+	err  error
+}
+
+func (e *errInput) Error() string { return "obtain " + e.what + ": " + e.err.Error() }
+func (e *errInput) Unwrap() error { return e.err }
+
+func getInput(ctx context.Context, in Input, what string) (string, error) {
+	v, err := in.Get(ctx)
+	if err != nil {
+		return "", &errInput{what: what, err: err}
+	}
+	return v, nil
+}
+
+// validated joins a validation error into one that names the API.
+func validated(api string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("invalid %s parameters:\n%w", api, err)
+}
+
+var errNoCode = errors.New("no MFA code source configured")
