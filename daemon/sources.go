@@ -83,16 +83,20 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 		return nil, fmt.Errorf("source: must be one of %s (got %q)", strings.Join(sources, ", "), c.Source)
 	}
 	var errs []error
+	// Without what a source needs it cannot be built; everything else is
+	// reported together with the source's own checks.
+	missing := false
 	bad := func(field, rule string, got any) {
 		errs = append(errs, fmt.Errorf("%s: %s (got %q)", field, rule, fmt.Sprint(got)))
 	}
 	for _, f := range sourceFlags {
 		if f.set(c) && !slices.Contains(f.sources, c.Source) {
-			bad(f.field, "does not apply to source "+c.Source+"; it is for "+strings.Join(f.sources, ", "), c.Source)
+			errs = append(errs, fmt.Errorf("%s: applies only to source %s (got source %q)", f.field, strings.Join(f.sources, ", "), c.Source))
 		}
 	}
 	needs := func(field, value string) {
 		if value == "" {
+			missing = true
 			errs = append(errs, fmt.Errorf("%s: required by source %s", field, c.Source))
 		}
 	}
@@ -104,6 +108,7 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 			}
 		}
 		if n != 1 {
+			missing = true
 			keys := make([]string, 0, len(fields))
 			for k := range fields {
 				keys = append(keys, k)
@@ -125,12 +130,14 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 	}
 	if c.WebIdentityCI != "" && c.WebIdentityCI != "github" && c.WebIdentityCI != "gitlab" {
 		bad("web_identity_ci", "github or gitlab", c.WebIdentityCI)
+		missing = true
 	}
 	var policy string
 	if c.PolicyFile != "" {
 		b, err := os.ReadFile(c.PolicyFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policy_file: cannot read it: %w", err))
+			missing = true
 		}
 		policy = string(b)
 	}
@@ -151,13 +158,22 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 	case "federation-token":
 		needs("federation_name", c.FederationName)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	if c.Source == "dev" {
+	if missing || c.Source == "dev" {
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
 		return rotator.NewDev(rotator.DevOptions{Lifetime: c.DevLifetime, RoleName: c.RoleName, Now: d.now}), nil
 	}
+	f, err := newFetcher(ctx, c, d, policy, tags)
+	if err = errors.Join(append(errs, err)...); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
 
+// newFetcher builds the STS-backed source of c; its constructor checks the
+// STS parameters.
+func newFetcher(ctx context.Context, c Config, d stsDeps, policy string, tags []types.Tag) (rotator.Fetcher, error) {
 	cfg, err := d.loadConfig(ctx, c)
 	if err != nil {
 		return nil, err
@@ -241,7 +257,7 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 			SessionToken:    d.getenv("AWS_SESSION_TOKEN"),
 		}, d.now)
 	}
-	panic("unreachable: source checked above")
+	panic("unreachable: buildSource checked the source")
 }
 
 // parseTags parses KEY=VALUE session tags; values may contain '='.

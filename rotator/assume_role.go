@@ -51,7 +51,7 @@ func NewAssumeRole(c STSClient, roleARN string, o AssumeRoleOptions) (*AssumeRol
 		check.SerialNumber = aws.String(o.MFA.Serial)
 	}
 	if err := ValidateAssumeRole(&check); err != nil {
-		return nil, validated("AssumeRole", err)
+		return nil, err
 	}
 	a := &AssumeRole{c: c, in: in}
 	if o.MFA.Serial != "" {
@@ -146,7 +146,7 @@ func NewMFASession(c STSClient, o MFAOptions) (*MFASession, error) {
 	}
 	check := sts.GetSessionTokenInput{SerialNumber: aws.String(o.Serial), DurationSeconds: aws.Int32(int32(o.SessionDuration / time.Second))}
 	if err := ValidateGetSessionToken(&check); err != nil {
-		return nil, validated("GetSessionToken", err)
+		return nil, err
 	}
 	return &MFASession{c: c, o: o}, nil
 }

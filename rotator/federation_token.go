@@ -28,7 +28,7 @@ func NewFederationToken(c STSClient, name string, o SessionOptions, tags []types
 		Tags:            tags,
 	}
 	if err := ValidateGetFederationToken(&in); err != nil {
-		return nil, validated("GetFederationToken", err)
+		return nil, err
 	}
 	return &FederationToken{c: c, in: in}, nil
 }

@@ -31,7 +31,7 @@ func NewSAML(c STSClient, roleARN, principalARN string, assertion Input, o Sessi
 	check := in
 	check.SAMLAssertion = aws.String("placeholder-assertion") // checked per fetch
 	if err := ValidateAssumeRoleWithSAML(&check); err != nil {
-		return nil, validated("AssumeRoleWithSAML", err)
+		return nil, err
 	}
 	if assertion == nil {
 		return nil, fmt.Errorf("saml: no assertion source; set saml_assertion_file or saml_assertion_command")

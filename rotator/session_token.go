@@ -24,7 +24,7 @@ type SessionToken struct {
 func NewSessionToken(c STSClient, duration time.Duration, mfa MFAOptions) (*SessionToken, error) {
 	in := sts.GetSessionTokenInput{DurationSeconds: SessionOptions{Duration: duration}.durationSeconds(), SerialNumber: optional(mfa.Serial)}
 	if err := ValidateGetSessionToken(&in); err != nil {
-		return nil, validated("GetSessionToken", err)
+		return nil, err
 	}
 	if mfa.Serial != "" && mfa.Code == nil {
 		return nil, fmt.Errorf("mfa_serial %s: %w; set mfa_command", mfa.Serial, errNoCode)

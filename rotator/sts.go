@@ -128,12 +128,4 @@ func getInput(ctx context.Context, in Input, what string) (string, error) {
 	return v, nil
 }
 
-// validated joins a validation error into one that names the API.
-func validated(api string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("invalid %s parameters:\n%w", api, err)
-}
-
 var errNoCode = errors.New("no MFA code source configured")

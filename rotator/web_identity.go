@@ -40,7 +40,7 @@ func NewWebIdentity(c STSClient, roleARN string, token Input, o WebIdentityOptio
 	check := in
 	check.WebIdentityToken = aws.String("placeholder-token") // checked per fetch
 	if err := ValidateAssumeRoleWithWebIdentity(&check); err != nil {
-		return nil, validated("AssumeRoleWithWebIdentity", err)
+		return nil, err
 	}
 	if token == nil {
 		return nil, fmt.Errorf("web identity: no token source; set web_identity_token_file, web_identity_token_command or web_identity_ci")
