@@ -121,6 +121,8 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 		switch {
 		case d%time.Second != 0:
 			bad("duration", "whole seconds", d)
+		case d < 0 || d > 36*time.Hour:
+			bad("duration", "at most 36h, the longest any STS API grants", d)
 		case d < 45*time.Minute && !c.AllowShortDuration:
 			bad("duration", "at least 45m so clients always get credentials with 30 minutes left; allow shorter with --allow-short-duration", d)
 		}

@@ -40,6 +40,8 @@ func TestBuildSourceBadInput(t *testing.T) {
 			`duration: at least 45m so clients always get credentials with 30 minutes left; allow shorter with --allow-short-duration (got "30m0s")`}},
 		{"short duration allowed, still within STS limits", []string{"--source", "assume-role", "--role-arn", role, "--duration", "10m", "--allow-short-duration"}, nil, []string{
 			`duration: 15m..12h for AssumeRole (got "10m0s")`}},
+		{"huge duration", []string{"--source", "session-token", "--duration", "1193047h"}, nil, []string{
+			`duration: at most 36h, the longest any STS API grants (got "1193047h0m0s")`}},
 		{"fractional duration", []string{"--source", "session-token", "--duration", "1h0m0.5s"}, nil, []string{
 			`duration: whole seconds (got "1h0m0.5s")`}},
 		{"STS limits, all at once", []string{"--source", "assume-role", "--role-arn", "dev", "--role-session-name", "a",

@@ -144,7 +144,7 @@ func NewMFASession(c STSClient, o MFAOptions) (*MFASession, error) {
 	if o.NewClient == nil {
 		return nil, fmt.Errorf("mfa_serial %s: no client for the MFA session", o.Serial)
 	}
-	check := sts.GetSessionTokenInput{SerialNumber: aws.String(o.Serial), DurationSeconds: aws.Int32(int32(o.SessionDuration / time.Second))}
+	check := sts.GetSessionTokenInput{SerialNumber: aws.String(o.Serial), DurationSeconds: durationSeconds(o.SessionDuration)}
 	if err := ValidateGetSessionToken(&check); err != nil {
 		return nil, err
 	}
@@ -168,8 +168,7 @@ func (m *MFASession) Client(ctx context.Context) (STSClient, error) {
 	return m.client, nil
 }
 
-// Session returns MFA session credentials, as Client does, for sources that
-// serve the session itself (session-token).
+// session obtains a new MFA session with a fresh code.
 func (m *MFASession) session(ctx context.Context) (Credentials, error) {
 	code, err := getInput(ctx, m.o.Code, "MFA code for "+m.o.Serial)
 	if err != nil {
@@ -178,7 +177,7 @@ func (m *MFASession) session(ctx context.Context) (Credentials, error) {
 	in := sts.GetSessionTokenInput{
 		SerialNumber:    aws.String(m.o.Serial),
 		TokenCode:       aws.String(code),
-		DurationSeconds: aws.Int32(int32(m.o.SessionDuration / time.Second)),
+		DurationSeconds: durationSeconds(m.o.SessionDuration),
 	}
 	if err := ValidateGetSessionToken(&in); err != nil {
 		return Credentials{}, &errInput{what: "MFA code for " + m.o.Serial, err: err}

@@ -3,9 +3,12 @@ package rotator
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/url"
 
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Class sorts failures by what a retry can do about them (SPEC.md §11).
@@ -68,12 +71,18 @@ func Classify(err error) Class {
 		}
 		return ClassPermanent
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return ClassTransient
-	}
-	var op *net.OpError
-	if errors.As(err, &op) {
+	// Network trouble on the way to STS or a CI runner's OIDC endpoint.
+	// Only these concrete types count: the net.Error interface is also
+	// met by syscall.Errno, so a missing token file would pass for a
+	// network fault.
+	var (
+		send *smithyhttp.RequestSendError
+		urlE *url.Error
+		op   *net.OpError
+		dns  *net.DNSError
+	)
+	if errors.As(err, &send) || errors.As(err, &urlE) || errors.As(err, &op) || errors.As(err, &dns) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
 		return ClassTransient
 	}
 	return ClassPermanent

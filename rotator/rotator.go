@@ -22,8 +22,11 @@ type Fetcher interface {
 // as.
 type Credentials struct {
 	aws.Credentials
-	// RoleARN is the role the credentials belong to
-	// (arn:aws:iam::ACCOUNT:role/NAME), "" when the source cannot tell.
+	// RoleARN is who the credentials act as: the role
+	// (arn:aws:iam::ACCOUNT:role/NAME) for role sources, the IAM user or
+	// federated user ARN for session and federation tokens, "" when the
+	// source cannot tell. Its account feeds iam/info and the identity
+	// document.
 	RoleARN string
 }
 

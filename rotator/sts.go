@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -41,11 +42,16 @@ type SessionOptions struct {
 	PolicyARNs []string
 }
 
-func (o SessionOptions) durationSeconds() *int32 {
-	if o.Duration <= 0 {
+func (o SessionOptions) durationSeconds() *int32 { return durationSeconds(o.Duration) }
+
+// durationSeconds converts d for STS, nil for "STS's default". Durations
+// beyond int32 seconds saturate (and then fail validation) instead of
+// wrapping around to a short one.
+func durationSeconds(d time.Duration) *int32 {
+	if d <= 0 {
 		return nil
 	}
-	return aws.Int32(int32(o.Duration / time.Second))
+	return aws.Int32(int32(min(d/time.Second, math.MaxInt32)))
 }
 
 func policyARNs(arns []string) []types.PolicyDescriptorType {
