@@ -123,6 +123,7 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 			bad("duration", "whole seconds", d)
 		case d < 0 || d > 36*time.Hour:
 			bad("duration", "at most 36h, the longest any STS API grants", d)
+			missing = true // the STS checks would repeat it
 		case d < 45*time.Minute && !c.AllowShortDuration:
 			bad("duration", "at least 45m so clients always get credentials with 30 minutes left; allow shorter with --allow-short-duration", d)
 		}
