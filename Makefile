@@ -12,8 +12,10 @@ FUZZTIME ?= 30s
 
 all: build
 
+# A static binary: no libc to match on the target (service installs), and
+# 1.3 MiB less resident memory than the cgo build (BENCHMARKS.md).
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imdsd ./daemon
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imdsd ./daemon
 
 # Quick start 1: the daemon on its built-in dev source, in the foreground.
 run: build
