@@ -27,15 +27,14 @@ var _ interface{ Publish(imds.Snapshot) } = (*imds.Handler)(nil)
 const drainTimeout = 10 * time.Second
 
 func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	c := defaultConfig()
-	if err := parseRunFlags(&c, args, stderr); err != nil {
+	c, _, err := loadConfig("imdsd run", runHelp, args, getenv, stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "imdsd run: %v\n", err)
+		fmt.Fprintf(stderr, "imdsd run: %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return exitUsage
 	}
-	c = c.withDefaults(getenv)
 	deps := stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now}
 	fetcher, err := buildSource(ctx, c, deps)
 	if err = errors.Join(c.Validate(), err); err != nil {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 	"time"
@@ -120,27 +118,6 @@ func firstNonEmpty(vals ...string) string {
 	return ""
 }
 
-// stringList is a repeatable flag. The first use replaces the default.
-type stringList struct {
-	vals *[]string
-	set  bool
-}
-
-func (s *stringList) String() string {
-	if s.vals == nil {
-		return ""
-	}
-	return strings.Join(*s.vals, ",")
-}
-
-func (s *stringList) Set(v string) error {
-	if !s.set {
-		*s.vals, s.set = nil, true
-	}
-	*s.vals = append(*s.vals, v)
-	return nil
-}
-
 // defaultListen is where `imdsd run` listens when no --listen is given: a
 // port any user may bind, on loopback.
 const defaultListen = "127.0.0.1:8169"
@@ -177,58 +154,6 @@ environment or a profile.
 
 Flags:
 `
-
-// parseRunFlags applies the command-line flags of `imdsd run` over c.
-func parseRunFlags(c *Config, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("imdsd run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, runHelp)
-		fs.PrintDefaults()
-	}
-	list := func(p *[]string, name, usage string) { fs.Var(&stringList{vals: p}, name, usage) }
-	fs.StringVar(&c.Source, "source", c.Source, "credential source: "+strings.Join(sources, ", "))
-	list(&c.Listen, "listen", "address to serve, host:port with an IP or localhost; repeatable (default "+defaultListen+")")
-	fs.StringVar(&c.TokenMode, "token-mode", c.TokenMode, "IMDSv2 session tokens: required, or optional to also serve IMDSv1")
-	list(&c.AllowClient, "allow-client", "network (CIDR) whose clients may use the endpoint besides this host; repeatable")
-	fs.StringVar(&c.RoleName, "role-name", c.RoleName, "role name listed under iam/security-credentials/ (default: from --role-arn, else imdsd-SOURCE)")
-	fs.StringVar(&c.Region, "region", c.Region, "region reported by the endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)")
-	fs.DurationVar(&c.DevLifetime, "dev-lifetime", c.DevLifetime, "lifetime of dev credentials, 45m..36h")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: auto (console on a terminal, else JSON), json or console")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
-
-	fs.StringVar(&c.RoleARN, "role-arn", c.RoleARN, "role to assume (assume-role, web-identity, saml)")
-	fs.StringVar(&c.RoleSessionName, "role-session-name", c.RoleSessionName, "session name (default: imdsd-USER@HOST)")
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "credential lifetime, e.g. 1h or 12h (default: 1h for roles, 12h for session and federation tokens)")
-	fs.BoolVar(&c.AllowShortDuration, "allow-short-duration", c.AllowShortDuration, "allow --duration under 45m; SDKs may then hold credentials until just before expiry")
-	fs.StringVar(&c.ExternalID, "external-id", c.ExternalID, "external ID the role's trust policy requires (assume-role)")
-	fs.StringVar(&c.PolicyFile, "policy-file", c.PolicyFile, "file with an inline session policy (JSON)")
-	list(&c.PolicyARNs, "policy-arn", "managed session policy ARN; repeatable")
-	list(&c.Tags, "tag", "session tag KEY=VALUE; repeatable (assume-role, federation-token)")
-	list(&c.TransitiveTagKeys, "transitive-tag-key", "session tag key that passes to chained roles; repeatable (assume-role)")
-	fs.StringVar(&c.SourceIdentity, "source-identity", c.SourceIdentity, "source identity (assume-role)")
-	fs.StringVar(&c.MFASerial, "mfa-serial", c.MFASerial, "MFA device serial or ARN (assume-role, session-token)")
-	fs.StringVar(&c.MFACommand, "mfa-command", c.MFACommand, "command printing a current MFA code, e.g. a TOTP tool")
-	fs.StringVar(&c.WebIdentityTokenFile, "web-identity-token-file", c.WebIdentityTokenFile, "file holding the OIDC token, re-read on every refresh (web-identity)")
-	fs.StringVar(&c.WebIdentityTokenCommand, "web-identity-token-command", c.WebIdentityTokenCommand, "command printing an OIDC token (web-identity)")
-	fs.StringVar(&c.WebIdentityCI, "web-identity-ci", c.WebIdentityCI, "take the OIDC token from the CI runner: github or gitlab (web-identity)")
-	fs.StringVar(&c.WebIdentityAudience, "web-identity-audience", c.WebIdentityAudience, "audience asked of GitHub Actions")
-	fs.StringVar(&c.WebIdentityGitLabVar, "web-identity-gitlab-variable", c.WebIdentityGitLabVar, "variable named under id_tokens: in .gitlab-ci.yml")
-	fs.StringVar(&c.SAMLPrincipalARN, "saml-principal-arn", c.SAMLPrincipalARN, "IAM SAML provider ARN (saml)")
-	fs.StringVar(&c.SAMLAssertionFile, "saml-assertion-file", c.SAMLAssertionFile, "file holding the base64 SAML assertion, re-read on every refresh (saml)")
-	fs.StringVar(&c.SAMLAssertionCommand, "saml-assertion-command", c.SAMLAssertionCommand, "command printing a base64 SAML assertion (saml)")
-	fs.StringVar(&c.FederationName, "federation-name", c.FederationName, "federated user name (federation-token)")
-	fs.StringVar(&c.Profile, "profile", c.Profile, "AWS CLI profile: the source (profile, static) or the base credentials (others)")
-	fs.StringVar(&c.STSRegion, "sts-region", c.STSRegion, "region of the STS endpoint (default: --region)")
-	fs.StringVar(&c.STSEndpoint, "sts-endpoint", c.STSEndpoint, "STS endpoint URL (default: the regional endpoint)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: imdsd run takes flags only", fs.Arg(0))
-	}
-	return nil
-}
 
 // Validate reports every problem of the endpoint's and logging settings at
 // once, each as "field: rule (got X)". The source's settings are checked

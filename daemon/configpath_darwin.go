@@ -1,0 +1,4 @@
+package main
+
+// defaultConfigPath is where the service's config file lives.
+func defaultConfigPath() string { return "/usr/local/etc/imdsd/config.yaml" }

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// A setting is one configuration value, reachable three ways: the config
+// file key, the flag (the key with dashes, singular for repeatable ones) and
+// the environment variable IMDSD_<KEY>. One table keeps the three in step:
+// every flag has a config key by construction.
+type setting struct {
+	key   string
+	flag  string
+	usage string
+	field func(*Config) any // *string, *[]string, *bool or *time.Duration
+}
+
+// settings lists them in the order the help shows them.
+var settings = []setting{
+	{"source", "source", "credential source: " + strings.Join(sources, ", "), func(c *Config) any { return &c.Source }},
+	{"listen", "listen", "address to serve, host:port with an IP or localhost; repeatable (default " + defaultListen + ")", func(c *Config) any { return &c.Listen }},
+	{"token_mode", "token-mode", "IMDSv2 session tokens: required, or optional to also serve IMDSv1", func(c *Config) any { return &c.TokenMode }},
+	{"allow_clients", "allow-client", "network (CIDR) whose clients may use the endpoint besides this host; repeatable", func(c *Config) any { return &c.AllowClient }},
+	{"role_name", "role-name", "role name listed under iam/security-credentials/ (default: from --role-arn, else imdsd-SOURCE)", func(c *Config) any { return &c.RoleName }},
+	{"region", "region", "region reported by the endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)", func(c *Config) any { return &c.Region }},
+	{"dev_lifetime", "dev-lifetime", "lifetime of dev credentials, 45m..36h", func(c *Config) any { return &c.DevLifetime }},
+	{"log_format", "log-format", "log format: auto (console on a terminal, else JSON), json or console", func(c *Config) any { return &c.LogFormat }},
+	{"log_level", "log-level", "log level: debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
+	{"role_arn", "role-arn", "role to assume (assume-role, web-identity, saml)", func(c *Config) any { return &c.RoleARN }},
+	{"role_session_name", "role-session-name", "session name (default: imdsd-USER@HOST)", func(c *Config) any { return &c.RoleSessionName }},
+	{"duration", "duration", "credential lifetime, e.g. 1h or 12h (default: 1h for roles, 12h for session and federation tokens)", func(c *Config) any { return &c.Duration }},
+	{"allow_short_duration", "allow-short-duration", "allow --duration under 45m; SDKs may then hold credentials until just before expiry", func(c *Config) any { return &c.AllowShortDuration }},
+	{"external_id", "external-id", "external ID the role's trust policy requires (assume-role)", func(c *Config) any { return &c.ExternalID }},
+	{"policy_file", "policy-file", "file with an inline session policy (JSON)", func(c *Config) any { return &c.PolicyFile }},
+	{"policy_arns", "policy-arn", "managed session policy ARN; repeatable", func(c *Config) any { return &c.PolicyARNs }},
+	{"tags", "tag", "session tag KEY=VALUE; repeatable (assume-role, federation-token)", func(c *Config) any { return &c.Tags }},
+	{"transitive_tag_keys", "transitive-tag-key", "session tag key that passes to chained roles; repeatable (assume-role)", func(c *Config) any { return &c.TransitiveTagKeys }},
+	{"source_identity", "source-identity", "source identity (assume-role)", func(c *Config) any { return &c.SourceIdentity }},
+	{"mfa_serial", "mfa-serial", "MFA device serial or ARN (assume-role, session-token)", func(c *Config) any { return &c.MFASerial }},
+	{"mfa_command", "mfa-command", "command printing a current MFA code, e.g. a TOTP tool", func(c *Config) any { return &c.MFACommand }},
+	{"web_identity_token_file", "web-identity-token-file", "file holding the OIDC token, re-read on every refresh (web-identity)", func(c *Config) any { return &c.WebIdentityTokenFile }},
+	{"web_identity_token_command", "web-identity-token-command", "command printing an OIDC token (web-identity)", func(c *Config) any { return &c.WebIdentityTokenCommand }},
+	{"web_identity_ci", "web-identity-ci", "take the OIDC token from the CI runner: github or gitlab (web-identity)", func(c *Config) any { return &c.WebIdentityCI }},
+	{"web_identity_audience", "web-identity-audience", "audience asked of GitHub Actions", func(c *Config) any { return &c.WebIdentityAudience }},
+	{"web_identity_gitlab_variable", "web-identity-gitlab-variable", "variable named under id_tokens: in .gitlab-ci.yml", func(c *Config) any { return &c.WebIdentityGitLabVar }},
+	{"saml_principal_arn", "saml-principal-arn", "IAM SAML provider ARN (saml)", func(c *Config) any { return &c.SAMLPrincipalARN }},
+	{"saml_assertion_file", "saml-assertion-file", "file holding the base64 SAML assertion, re-read on every refresh (saml)", func(c *Config) any { return &c.SAMLAssertionFile }},
+	{"saml_assertion_command", "saml-assertion-command", "command printing a base64 SAML assertion (saml)", func(c *Config) any { return &c.SAMLAssertionCommand }},
+	{"federation_name", "federation-name", "federated user name (federation-token)", func(c *Config) any { return &c.FederationName }},
+	{"profile", "profile", "AWS CLI profile: the source (profile, static) or the base credentials (others)", func(c *Config) any { return &c.Profile }},
+	{"sts_region", "sts-region", "region of the STS endpoint (default: --region)", func(c *Config) any { return &c.STSRegion }},
+	{"sts_endpoint", "sts-endpoint", "STS endpoint URL (default: the regional endpoint)", func(c *Config) any { return &c.STSEndpoint }},
+}
+
+func envName(key string) string { return "IMDSD_" + strings.ToUpper(key) }
+
+// listFlag is a repeatable flag; the first use replaces what the lower
+// layers set.
+type listFlag struct {
+	vals *[]string
+	set  bool
+}
+
+func (l *listFlag) String() string {
+	if l.vals == nil {
+		return ""
+	}
+	return strings.Join(*l.vals, ",")
+}
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		*l.vals, l.set = nil, true
+	}
+	*l.vals = append(*l.vals, v)
+	return nil
+}
+
+// configFlag names the config file; it is not a setting of its own.
+const configFlag = "config"
+
+// newRunFlagSet registers every setting into a flag set writing to c.
+func newRunFlagSet(name string, c *Config, configPath *string, stderr io.Writer, help string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, help)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(configPath, configFlag, *configPath, "config file (YAML; default "+defaultConfigPath()+" when it exists; env IMDSD_CONFIG)")
+	for _, s := range settings {
+		switch p := s.field(c).(type) {
+		case *string:
+			fs.StringVar(p, s.flag, *p, s.usage)
+		case *[]string:
+			fs.Var(&listFlag{vals: p}, s.flag, s.usage)
+		case *bool:
+			fs.BoolVar(p, s.flag, *p, s.usage)
+		case *time.Duration:
+			fs.DurationVar(p, s.flag, *p, s.usage)
+		}
+	}
+	return fs
+}
+
+// parseRunFlags applies the flags in args over c: only flags given on the
+// command line change c.
+func parseRunFlags(c *Config, args []string, stderr io.Writer) error {
+	_, err := parseFlags("imdsd run", runHelp, c, args, stderr)
+	return err
+}
+
+// parseFlags applies the flags in args over c and returns the config file
+// path given with --config ("" when none).
+func parseFlags(name, help string, c *Config, args []string, stderr io.Writer) (string, error) {
+	var parsed Config
+	var configPath string
+	fs := newRunFlagSet(name, &parsed, &configPath, stderr, help)
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), name)
+	}
+	byFlag := map[string]setting{}
+	for _, s := range settings {
+		byFlag[s.flag] = s
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if s, ok := byFlag[f.Name]; ok {
+			copyField(s.field(c), s.field(&parsed))
+		}
+	})
+	return configPath, nil
+}
+
+func copyField(dst, src any) {
+	switch d := dst.(type) {
+	case *string:
+		*d = *src.(*string)
+	case *[]string:
+		*d = slices.Clone(*src.(*[]string))
+	case *bool:
+		*d = *src.(*bool)
+	case *time.Duration:
+		*d = *src.(*time.Duration)
+	}
+}
+
+// applyEnv applies IMDSD_* variables over c. Lists are comma-separated.
+func applyEnv(c *Config, getenv func(string) string) error {
+	var errs []error
+	for _, s := range settings {
+		name := envName(s.key)
+		v := getenv(name)
+		if v == "" {
+			continue
+		}
+		switch p := s.field(c).(type) {
+		case *string:
+			*p = v
+		case *[]string:
+			*p = nil
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					*p = append(*p, item)
+				}
+			}
+		case *bool:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: must be true or false (got %q)", name, v))
+			}
+			*p = b
+		case *time.Duration:
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: must be a duration such as 1h or 90m (got %q)", name, v))
+			}
+			*p = d
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseConfigFile applies a YAML config file over c, strictly: unknown keys,
+// repeated keys and values of the wrong type are errors naming the file,
+// line and key. name labels the messages.
+func parseConfigFile(c *Config, r io.Reader, name string) error {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(r)
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file sets nothing
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: the file must be a mapping of keys to values, such as \"source: dev\"", name, root.Line)
+	}
+	byKey := map[string]setting{}
+	for _, s := range settings {
+		byKey[s.key] = s
+	}
+	var errs []error
+	seen := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		at := fmt.Sprintf("%s:%d", name, k.Line)
+		s, ok := byKey[k.Value]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown key %q%s", at, k.Value, suggest(k.Value)))
+			continue
+		}
+		if line, dup := seen[k.Value]; dup {
+			errs = append(errs, fmt.Errorf("%s: %s: set twice (first on line %d)", at, k.Value, line))
+			continue
+		}
+		seen[k.Value] = k.Line
+		if err := setFromNode(s.field(c), v, s.key == "tags"); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", name, v.Line, k.Value, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setFromNode converts one YAML value into the setting's type. A mapping is
+// accepted for a list only where keyValues is set (tags: {team: a} reads
+// as team=a).
+func setFromNode(dst any, v *yaml.Node, keyValues bool) error {
+	str := func(n *yaml.Node) (string, error) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+			return "", fmt.Errorf("must be a string (got %s); quote it if it looks like a number or boolean", describe(n))
+		}
+		return n.Value, nil
+	}
+	switch p := dst.(type) {
+	case *string:
+		s, err := str(v)
+		if err != nil {
+			return err
+		}
+		*p = s
+	case *[]string:
+		var items []*yaml.Node
+		switch {
+		case v.Kind == yaml.SequenceNode:
+			items = v.Content
+		case v.Kind == yaml.MappingNode && keyValues:
+			var out []string
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				k, err := str(v.Content[i])
+				if err != nil {
+					return fmt.Errorf("key on line %d %w", v.Content[i].Line, err)
+				}
+				val, err := str(v.Content[i+1])
+				if err != nil {
+					return fmt.Errorf("value of %s %w", k, err)
+				}
+				out = append(out, k+"="+val)
+			}
+			sort.Strings(out)
+			*p = out
+			return nil
+		case keyValues:
+			return fmt.Errorf("must be a mapping such as {team: a} or a list such as [team=a] (got %s)", describe(v))
+		default:
+			return fmt.Errorf("must be a list such as [a, b] (got %s)", describe(v))
+		}
+		var out []string
+		for _, it := range items {
+			s, err := str(it)
+			if err != nil {
+				return fmt.Errorf("item on line %d %w", it.Line, err)
+			}
+			out = append(out, s)
+		}
+		*p = out
+	case *bool:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+			return fmt.Errorf("must be true or false (got %s)", describe(v))
+		}
+		b, _ := strconv.ParseBool(strings.ToLower(v.Value))
+		*p = b
+	case *time.Duration:
+		s, err := str(v)
+		if err != nil {
+			return fmt.Errorf("must be a duration such as 1h or 90m (got %s)", describe(v))
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("must be a duration such as 1h or 90m (got %q)", s)
+		}
+		*p = d
+	}
+	return nil
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), n.Value)
+	}
+	return "an alias"
+}
+
+// suggest names the known key closest to an unknown one.
+func suggest(key string) string {
+	best, bestD := "", 4
+	for _, s := range settings {
+		if d := editDistance(key, s.key); d < bestD {
+			best, bestD = s.key, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// loadConfig builds the configuration of `imdsd run` (and check-config) from
+// its layers: built-in defaults, then the config file, then IMDSD_*
+// variables, then flags; then derives what is left empty. It returns the
+// config file used ("" when none).
+func loadConfig(name, help string, args []string, getenv func(string) string, stderr io.Writer) (Config, string, error) {
+	c := defaultConfig()
+	var flagged Config
+	flagPath, err := parseFlags(name, help, &flagged, args, stderr)
+	if err != nil {
+		return Config{}, "", err
+	}
+	path, explicit := flagPath, flagPath != ""
+	if path == "" {
+		path = getenv("IMDSD_CONFIG")
+		explicit = path != ""
+	}
+	if path == "" {
+		path = defaultConfigPath()
+	}
+	var errs []error
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		errs = append(errs, parseConfigFile(&c, f, path))
+		f.Close()
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return Config{}, path, fmt.Errorf("config: cannot read %s: %w", path, err)
+	default:
+		path = "" // no default file: defaults, env and flags only
+	}
+	errs = append(errs, applyEnv(&c, getenv))
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, path, err
+	}
+	if _, err := parseFlags(name, help, &c, args, io.Discard); err != nil {
+		return Config{}, path, err
+	}
+	return c.withDefaults(getenv), path, nil
+}
