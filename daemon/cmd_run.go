@@ -7,16 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
+	"os/signal"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/smithy-go"
 	"github.com/imdsd/imdsd/imds"
 	"github.com/imdsd/imdsd/rotator"
-	"github.com/rs/zerolog"
 )
 
 // The handler is fed by the rotator; daemon is the only package that knows
@@ -47,43 +45,26 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		log.Error().Err(err).Msg("cannot start")
 		return exitError
 	}
-	if err := d.serve(ctx, stdout); err != nil {
+	// SIGHUP re-reads every layer (file, environment, the same flags).
+	reload := func(ctx context.Context) (Config, rotator.Fetcher, error) {
+		c, _, err := loadConfig("imdsd run", runHelp, args, getenv, io.Discard)
+		if err != nil {
+			return Config{}, nil, err
+		}
+		f, err := buildSource(ctx, c, deps)
+		if err = errors.Join(c.Validate(), err); err != nil {
+			return Config{}, nil, err
+		}
+		return c, f, nil
+	}
+	hup := make(chan os.Signal, 1)
+	notifyHangup(hup)
+	defer signal.Stop(hup)
+	if err := d.serve(ctx, stdout, hup, reload); err != nil {
 		log.Error().Err(err).Msg("stopped")
 		return exitError
 	}
 	return exitOK
-}
-
-// daemon is one running configuration: the rotator, the handler it feeds,
-// and the listeners serving it.
-type daemon struct {
-	cfg     Config
-	log     zerolog.Logger
-	handler *imds.Handler
-	rot     *rotator.Rotator
-	ready   chan struct{}
-	once    sync.Once
-}
-
-func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, error) {
-	h, err := imds.NewHandler(c.imdsConfig(), log.With().Str("component", "imds").Logger())
-	if err != nil {
-		return nil, err
-	}
-	d := &daemon{cfg: c, log: log, handler: h, ready: make(chan struct{})}
-	d.rot = rotator.New(src, rotator.Options{
-		Source:  c.Source,
-		Publish: d.publish,
-		Log:     log.With().Str("component", "rotator").Logger(),
-	})
-	return d, nil
-}
-
-// publish hands a rotator state to the handler and marks the daemon ready
-// after the first attempt.
-func (d *daemon) publish(s rotator.State) {
-	d.handler.Publish(snapshotOf(s))
-	d.once.Do(func() { close(d.ready) })
 }
 
 // snapshotOf translates the rotator's state into what the handler serves.
@@ -105,65 +86,6 @@ func snapshotOf(s rotator.State) imds.Snapshot {
 		}
 	}
 	return snap
-}
-
-// serve binds every listener, runs the rotator, prints the export line once
-// the first credentials are held, and blocks until ctx ends; then it drains
-// requests in flight and returns nil.
-func (d *daemon) serve(ctx context.Context, stdout io.Writer) error {
-	var lns []net.Listener
-	for _, addr := range d.cfg.Listen {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return fmt.Errorf("listen on %s: %w", addr, err)
-		}
-		lns = append(lns, ln)
-	}
-
-	rctx, stopRotator := context.WithCancel(ctx)
-	defer stopRotator()
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = d.rot.Run(rctx) })
-
-	errc := make(chan error, len(lns))
-	var servers []*http.Server
-	for _, ln := range lns {
-		srv := imds.NewServer(d.handler, d.log.With().Str("component", "http").Logger())
-		servers = append(servers, srv)
-		wg.Go(func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
-			}
-		})
-		d.log.Info().Str("addr", ln.Addr().String()).Str("token_mode", d.cfg.TokenMode).Msg("listening")
-	}
-
-	var err error
-	select {
-	case <-d.ready:
-		fmt.Fprintf(stdout, "export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s\n", endpointURL(lns[0].Addr()))
-		select {
-		case <-ctx.Done():
-		case err = <-errc:
-		}
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-
-	d.log.Info().Msg("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	for _, srv := range servers {
-		if e := srv.Shutdown(sctx); e != nil {
-			err = errors.Join(err, fmt.Errorf("drain: %w", e))
-		}
-	}
-	stopRotator()
-	wg.Wait()
-	return err
 }
 
 // endpointURL is the value for AWS_EC2_METADATA_SERVICE_ENDPOINT. It ends in

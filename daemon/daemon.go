@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/imdsd/imdsd/imds"
+	"github.com/imdsd/imdsd/rotator"
+	"github.com/rs/zerolog"
+)
+
+// daemon is the running service: one configuration at a time, switched on
+// SIGHUP without dropping the listeners that stay or the tokens already
+// issued.
+type daemon struct {
+	log    zerolog.Logger
+	tokens *imds.Tokens // kept across reloads: issued tokens stay valid
+	served handlerRef   // what every listener serves
+	ready  chan struct{}
+	once   sync.Once
+
+	mu      sync.Mutex // guards the fields below and serialises reloads
+	cfg     Config
+	gen     *generation
+	servers map[string]*http.Server // by listen address
+	wg      sync.WaitGroup          // server and rotator goroutines
+
+	// handler and rot are the current generation's, for tests that drive
+	// the rotator themselves.
+	handler *imds.Handler
+	rot     *rotator.Rotator
+}
+
+// handlerRef lets every listener switch to a new handler with one atomic
+// store.
+type handlerRef struct{ p atomic.Pointer[imds.Handler] }
+
+func (r *handlerRef) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.p.Load().ServeHTTP(w, req)
+}
+
+// generation is one credential source: its rotator and the handler it
+// feeds.
+type generation struct {
+	cfg     Config
+	handler atomic.Pointer[imds.Handler]
+	rot     *rotator.Rotator
+	first   chan struct{} // closed after the first attempt
+	once    sync.Once
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, error) {
+	tokens, err := imds.NewTokens(imds.NewTokenKey(), nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), cfg: c, servers: map[string]*http.Server{}}
+	g, err := d.newGeneration(c, src)
+	if err != nil {
+		return nil, err
+	}
+	d.gen, d.handler, d.rot = g, g.handler.Load(), g.rot
+	d.served.p.Store(g.handler.Load())
+	return d, nil
+}
+
+func (d *daemon) newHandler(c Config) (*imds.Handler, error) {
+	ic := c.imdsConfig()
+	ic.Tokens = d.tokens
+	return imds.NewHandler(ic, d.log.With().Str("component", "imds").Logger())
+}
+
+func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, error) {
+	h, err := d.newHandler(c)
+	if err != nil {
+		return nil, err
+	}
+	g := &generation{cfg: c, first: make(chan struct{}), done: make(chan struct{})}
+	g.handler.Store(h)
+	g.rot = rotator.New(src, rotator.Options{
+		Source: c.Source,
+		Publish: func(s rotator.State) {
+			g.handler.Load().Publish(snapshotOf(s))
+			g.once.Do(func() {
+				close(g.first)
+				// The daemon is ready once its first source has tried.
+				d.once.Do(func() { close(d.ready) })
+			})
+		},
+		Log: d.log.With().Str("component", "rotator").Logger(),
+	})
+	return g, nil
+}
+
+// start runs the generation's rotator until stop.
+func (g *generation) start(ctx context.Context) {
+	ctx, g.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(g.done)
+		_ = g.rot.Run(ctx)
+	}()
+}
+
+func (g *generation) stop() {
+	g.cancel()
+	<-g.done
+}
+
+// serve binds every listener, runs the rotator, prints the export line once
+// the first attempt to get credentials is done, reloads on each value from
+// hup, and blocks until ctx ends; then it drains requests in flight.
+func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Signal, reload reloadFunc) error {
+	d.mu.Lock()
+	lns, err := listenAll(d.cfg.Listen)
+	if err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	errc := make(chan error, 16)
+	for i, ln := range lns {
+		d.startServer(d.cfg.Listen[i], ln, errc)
+	}
+	d.gen.start(ctx)
+	d.mu.Unlock()
+
+	select {
+	case <-d.ready:
+		fmt.Fprintf(stdout, "export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s\n", endpointURL(lns[0].Addr()))
+		sdNotify("READY=1")
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	for err == nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-errc:
+		case <-hup:
+			d.reload(ctx, reload, errc)
+		}
+	}
+
+	sdNotify("STOPPING=1")
+	d.log.Info().Msg("shutting down")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	for _, srv := range d.servers {
+		if e := srv.Shutdown(sctx); e != nil {
+			err = errors.Join(err, fmt.Errorf("drain: %w", e))
+		}
+	}
+	d.gen.stop()
+	d.wg.Wait()
+	return err
+}
+
+// current returns the running configuration and rotator.
+func (d *daemon) current() (Config, *rotator.Rotator) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg, d.gen.rot
+}
+
+// reloadFunc re-reads the configuration and builds its source.
+type reloadFunc func(ctx context.Context) (Config, rotator.Fetcher, error)
+
+// reload switches to the configuration reload returns. An invalid one is
+// refused with its errors and the running one stays. Listeners whose
+// address did not change keep their sockets; tokens stay valid; a changed
+// source takes over after its first fetch, the old one serving until then.
+func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sdNotify("RELOADING=1")
+	defer sdNotify("READY=1")
+	d.log.Info().Msg("reloading configuration")
+	c, src, err := reload(ctx)
+	if err != nil {
+		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
+		return
+	}
+	old := d.cfg
+	if c.LogFormat != old.LogFormat || c.LogLevel != old.LogLevel {
+		d.log.Warn().Msg("log_format and log_level take effect at the next restart")
+	}
+	var added []string
+	for _, a := range c.Listen {
+		if d.servers[a] == nil {
+			added = append(added, a)
+		}
+	}
+	lns, err := listenAll(added)
+	if err != nil {
+		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
+		return
+	}
+
+	g := d.gen
+	if sameSource(old, c) {
+		h, err := d.newHandler(c)
+		if err != nil {
+			closeAll(lns)
+			d.log.Error().Err(err).Msg("configuration refused; the running one stays")
+			return
+		}
+		// Store first, then publish the latest state: a publish racing
+		// with the switch lands in h either way.
+		g.handler.Store(h)
+		h.Publish(snapshotOf(g.rot.State()))
+		g.cfg = c
+	} else {
+		ng, err := d.newGeneration(c, src)
+		if err != nil {
+			closeAll(lns)
+			d.log.Error().Err(err).Msg("configuration refused; the running one stays")
+			return
+		}
+		ng.start(context.WithoutCancel(ctx))
+		select {
+		case <-ng.first:
+		case <-ctx.Done():
+			ng.stop()
+			closeAll(lns)
+			return
+		}
+		g.stop()
+		d.gen, g = ng, ng
+	}
+	d.served.p.Store(g.handler.Load())
+	d.handler, d.rot = g.handler.Load(), g.rot
+
+	for i, ln := range lns {
+		d.startServer(added[i], ln, errc)
+	}
+	for addr, srv := range d.servers {
+		if !slices.Contains(c.Listen, addr) {
+			delete(d.servers, addr)
+			go func() {
+				sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			d.log.Info().Str("addr", addr).Msg("stopped listening")
+		}
+	}
+	d.cfg = c
+	d.log.Info().Str("source", c.Source).Bool("source_changed", !sameSource(old, c)).
+		Strs("listen", c.Listen).Msg("configuration reloaded")
+}
+
+// sameSource reports whether a and b describe the same credential source,
+// so that the rotator and the credentials it holds can be kept.
+func sameSource(a, b Config) bool {
+	strip := func(c Config) Config {
+		c.Listen, c.TokenMode, c.AllowClient, c.RoleName, c.Region = nil, "", nil, "", ""
+		c.LogFormat, c.LogLevel = "", ""
+		return c
+	}
+	return reflect.DeepEqual(strip(a), strip(b))
+}
+
+func listenAll(addrs []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+}
+
+// startServer serves ln; d.mu must be held.
+func (d *daemon) startServer(addr string, ln net.Listener, errc chan<- error) {
+	srv := imds.NewServer(&d.served, d.log.With().Str("component", "http").Logger())
+	d.servers[addr] = srv
+	d.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+	})
+	d.log.Info().Str("addr", ln.Addr().String()).Str("token_mode", d.cfg.TokenMode).Msg("listening")
+}

@@ -1,0 +1,7 @@
+package main
+
+import "os"
+
+// notifyHangup does nothing: Windows has no SIGHUP; restart the service to
+// reload.
+func notifyHangup(chan<- os.Signal) {}
