@@ -28,14 +28,17 @@ const (
 	exitUsage = 2
 )
 
-const usage = `imdsd serves the EC2 instance metadata endpoint (IMDS) with rotating
+var usage = `imdsd serves the EC2 instance metadata endpoint (IMDS) with rotating
 credentials, so unmodified AWS SDKs and the AWS CLI find them.
 
 Usage:
-  imdsd run [flags]     serve in the foreground
-  imdsd version         print the version
+  imdsd run [flags]            serve in the foreground
+  imdsd check-config [flags]   validate the configuration, exit 0 or 1
+  imdsd version                print the version
 
-Run 'imdsd run --help' for the flags of run.
+Configuration: flags, then IMDSD_* environment variables, then the config
+file (--config, default ` + defaultConfigPath() + `), then defaults.
+Run 'imdsd COMMAND --help' for the flags and examples of each command.
 `
 
 // run is main without the process: it parses args, runs the sub-command and
@@ -48,7 +51,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "run":
 		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
+		if len(args) > 1 {
+			fmt.Fprint(stdout, "Usage: imdsd version\n\nPrint the version of this imdsd binary.\n")
+			return exitOK
+		}
 		fmt.Fprintf(stdout, "imdsd %s\n", version)
 		return exitOK
 	case "help", "--help", "-help", "-h":

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
@@ -62,5 +63,33 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	if code, _, errOut := runArgs("run", "--help"); code != 0 || !strings.Contains(errOut, "Examples:") || !strings.Contains(errOut, "--listen") {
 		t.Errorf("run --help: exit %d, output %q", code, errOut)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.yaml"
+	bad := dir + "/bad.yaml"
+	_ = os.WriteFile(good, []byte("source: assume-role\nrole_arn: arn:aws:iam::123456789012:role/dev\n"), 0o600)
+	_ = os.WriteFile(bad, []byte("source: assume-role\nrolearn: x\n"), 0o600)
+	tests := []struct {
+		args       []string
+		code       int
+		out, errOut string
+	}{
+		{[]string{"check-config", "--config", good}, 0,
+			good + ": valid: source assume-role, role dev, region us-east-1, listening on 127.0.0.1:8169, tokens required\n", ""},
+		{[]string{"check-config", "--config", bad}, 1, "",
+			"imdsd check-config: " + bad + ": invalid:\n  " + bad + ":2: unknown key \"rolearn\"; did you mean \"role_arn\"?\n"},
+		{[]string{"check-config", "--config", good, "--duration", "10m", "--role-session-name", "a"}, 1, "",
+			"imdsd check-config: " + good + ": invalid:\n" +
+				"  duration: at least 45m so clients always get credentials with 30 minutes left; allow shorter with --allow-short-duration (got \"10m0s\")\n" +
+				"  role_session_name: 2..64 characters of [\\w+=,.@-] (got \"a\")\n"},
+	}
+	for _, tc := range tests {
+		code, out, errOut := runArgs(tc.args...)
+		if code != tc.code || out != tc.out || errOut != tc.errOut {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, code, out, errOut, tc.code, tc.out, tc.errOut)
+		}
 	}
 }

@@ -118,14 +118,20 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 		}
 	}
 	if d := c.Duration; d != 0 {
+		ok := false
 		switch {
 		case d%time.Second != 0:
 			bad("duration", "whole seconds", d)
 		case d < 0 || d > 36*time.Hour:
 			bad("duration", "at most 36h, the longest any STS API grants", d)
-			missing = true // the STS checks would repeat it
 		case d < 45*time.Minute && !c.AllowShortDuration:
 			bad("duration", "at least 45m so clients always get credentials with 30 minutes left; allow shorter with --allow-short-duration", d)
+		default:
+			ok = true
+		}
+		if !ok {
+			// Reported once: the STS checks below see STS's default.
+			c.Duration = 0
 		}
 	}
 	if c.MFACommand != "" && c.MFASerial == "" {
