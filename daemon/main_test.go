@@ -73,8 +73,8 @@ func TestCheckConfig(t *testing.T) {
 	_ = os.WriteFile(good, []byte("source: assume-role\nrole_arn: arn:aws:iam::123456789012:role/dev\n"), 0o600)
 	_ = os.WriteFile(bad, []byte("source: assume-role\nrolearn: x\n"), 0o600)
 	tests := []struct {
-		args       []string
-		code       int
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{[]string{"check-config", "--config", good}, 0,
