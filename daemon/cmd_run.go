@@ -33,7 +33,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintf(stderr, "imdsd run: %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return exitUsage
 	}
-	deps := stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now}
+	deps := stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now, mfaInbox: rotator.NewMFAInbox(nil)}
 	fetcher, err := buildSource(ctx, c, deps)
 	if err = errors.Join(c.Validate(), err); err != nil {
 		fmt.Fprintf(stderr, "imdsd run: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
@@ -45,6 +45,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		log.Error().Err(err).Msg("cannot start")
 		return exitError
 	}
+	d.inbox = deps.mfaInbox
 	// SIGHUP re-reads every layer (file, environment, the same flags).
 	reload := func(ctx context.Context) (Config, rotator.Fetcher, error) {
 		c, _, err := loadConfig("imdsd run", runHelp, args, getenv, io.Discard)

@@ -49,6 +49,10 @@ type Config struct {
 	Profile                 string
 	STSRegion               string
 	STSEndpoint             string
+
+	// AdminSocket is where the admin API listens (a unix socket; on
+	// Windows the token file of its loopback listener).
+	AdminSocket string
 }
 
 // Sources, in the order the help lists them.
@@ -76,6 +80,9 @@ func (c Config) withDefaults(getenv func(string) string) Config {
 	}
 	if c.Region == "" {
 		c.Region = firstNonEmpty(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), "us-east-1")
+	}
+	if c.AdminSocket == "" {
+		c.AdminSocket = defaultAdminSocket(getenv)
 	}
 	if c.STSRegion == "" {
 		c.STSRegion = c.Region

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/imdsd/imdsd/imds"
 	"github.com/imdsd/imdsd/rotator"
@@ -22,11 +23,14 @@ import (
 // SIGHUP without dropping the listeners that stay or the tokens already
 // issued.
 type daemon struct {
-	log    zerolog.Logger
-	tokens *imds.Tokens // kept across reloads: issued tokens stay valid
-	served handlerRef   // what every listener serves
-	ready  chan struct{}
-	once   sync.Once
+	log     zerolog.Logger
+	tokens  *imds.Tokens // kept across reloads: issued tokens stay valid
+	served  handlerRef   // what every listener serves
+	ready   chan struct{}
+	once    sync.Once
+	started time.Time
+	metrics *metrics          // kept across reloads
+	inbox   *rotator.MFAInbox // codes from imdsd mfa, when the source takes them
 
 	mu      sync.Mutex // guards the fields below and serialises reloads
 	cfg     Config
@@ -65,7 +69,8 @@ func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, erro
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), cfg: c, servers: map[string]*http.Server{}}
+	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
+		started: time.Now(), metrics: &metrics{}}
 	g, err := d.newGeneration(c, src)
 	if err != nil {
 		return nil, err
@@ -77,7 +82,7 @@ func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, erro
 
 func (d *daemon) newHandler(c Config) (*imds.Handler, error) {
 	ic := c.imdsConfig()
-	ic.Tokens = d.tokens
+	ic.Tokens, ic.Stats = d.tokens, &d.metrics.requests
 	return imds.NewHandler(ic, d.log.With().Str("component", "imds").Logger())
 }
 
@@ -98,7 +103,8 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 				d.once.Do(func() { close(d.ready) })
 			})
 		},
-		Log: d.log.With().Str("component", "rotator").Logger(),
+		Observe: d.metrics.observeFetch,
+		Log:     d.log.With().Str("component", "rotator").Logger(),
 	})
 	return g, nil
 }
@@ -132,7 +138,15 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 		d.startServer(d.cfg.Listen[i], ln, errc)
 	}
 	d.gen.start(ctx)
+	adminPath := d.cfg.AdminSocket
 	d.mu.Unlock()
+	stopAdmin, aerr := d.serveAdmin(ctx, adminPath, d.log.With().Str("component", "admin").Logger())
+	if aerr != nil {
+		// Serving credentials matters more than status: go on without.
+		d.log.Error().Err(aerr).Msg("admin API unavailable; imdsd status, creds and mfa will not work")
+		stopAdmin = func() {}
+	}
+	defer stopAdmin()
 
 	select {
 	case <-d.ready:

@@ -34,6 +34,9 @@ credentials, so unmodified AWS SDKs and the AWS CLI find them.
 Usage:
   imdsd run [flags]            serve in the foreground
   imdsd check-config [flags]   validate the configuration, exit 0 or 1
+  imdsd status                 what the running imdsd serves, and why not
+  imdsd creds [--format F]     the served credentials (credential_process JSON with -format process)
+  imdsd mfa CODE               hand an MFA code to the running imdsd
   imdsd version                print the version
 
 Configuration: flags, then IMDSD_* environment variables, then the config
@@ -53,6 +56,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(ctx, args[1:], getenv, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], getenv, stdout, stderr)
+	case "creds":
+		return cmdCreds(ctx, args[1:], getenv, stdout, stderr)
+	case "mfa":
+		return cmdMFA(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			fmt.Fprint(stdout, "Usage: imdsd version\n\nPrint the version of this imdsd binary.\n")

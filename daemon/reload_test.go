@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,9 +82,15 @@ func putToken(t *testing.T, base string) string {
 // SDKs do on their next refresh).
 func TestReloadUnderLoad(t *testing.T) {
 	a, b := freeAddr(t), freeAddr(t)
+	adminDir, err := os.MkdirTemp("/tmp", "imdsd-reload-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(adminDir) })
 	cfg := func(mut func(*Config)) Config {
 		c := defaultConfig()
 		c.Listen = []string{a}
+		c.AdminSocket = filepath.Join(adminDir, "admin.sock")
 		mut(&c)
 		return c.withDefaults(noEnv)
 	}

@@ -61,6 +61,7 @@ var settings = []setting{
 	{"profile", "profile", "AWS CLI profile: the source (profile, static) or the base credentials (others)", func(c *Config) any { return &c.Profile }},
 	{"sts_region", "sts-region", "region of the STS endpoint (default: --region)", func(c *Config) any { return &c.STSRegion }},
 	{"sts_endpoint", "sts-endpoint", "STS endpoint URL (default: the regional endpoint)", func(c *Config) any { return &c.STSEndpoint }},
+	{"admin_socket", "admin-socket", "admin API socket for imdsd status, creds and mfa (default: $RUNTIME_DIRECTORY, /run/imdsd or the user's runtime directory)", func(c *Config) any { return &c.AdminSocket }},
 }
 
 func envName(key string) string { return "IMDSD_" + strings.ToUpper(key) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	ec2imds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
@@ -28,7 +29,7 @@ var sourceFlags = []struct {
 }{
 	{"role_arn", func(c Config) bool { return c.RoleARN != "" }, []string{"assume-role", "web-identity", "saml"}},
 	{"role_session_name", func(c Config) bool { return c.RoleSessionName != "" }, []string{"assume-role", "web-identity"}},
-	{"duration", func(c Config) bool { return c.Duration != 0 }, []string{"assume-role", "web-identity", "saml", "session-token", "federation-token"}},
+	{"duration", func(c Config) bool { return c.Duration != 0 }, []string{"assume-role", "web-identity", "saml", "session-token", "federation-token", "profile"}},
 	{"external_id", func(c Config) bool { return c.ExternalID != "" }, []string{"assume-role"}},
 	{"policy_file", func(c Config) bool { return c.PolicyFile != "" }, []string{"assume-role", "web-identity", "saml", "federation-token"}},
 	{"policy_arn", func(c Config) bool { return len(c.PolicyARNs) > 0 }, []string{"assume-role", "web-identity", "saml", "federation-token"}},
@@ -57,6 +58,9 @@ type stsDeps struct {
 	httpClient *http.Client
 	getenv     func(string) string
 	now        func() time.Time
+	// mfaInbox supplies MFA codes delivered by imdsd mfa when no
+	// mfa_command is set.
+	mfaInbox *rotator.MFAInbox
 }
 
 // loadAWSConfig resolves base credentials from the SDK's default chain or
@@ -65,6 +69,18 @@ func loadAWSConfig(ctx context.Context, c Config) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(c.STSRegion),
 		config.WithEC2IMDSClientEnableState(ec2imds.ClientDisabled),
+		// Roles a profile assumes (role_arn + source_profile) last 15
+		// minutes by the SDK's default, too short to serve (SPEC.md R7.2):
+		// ask for STS's own default, 1h, unless the profile sets
+		// duration_seconds; --duration overrides both for --source profile.
+		config.WithAssumeRoleCredentialOptions(func(o *stscreds.AssumeRoleOptions) {
+			switch {
+			case c.Source == "profile" && c.Duration > 0:
+				o.Duration = c.Duration
+			case o.Duration == 0:
+				o.Duration = time.Hour
+			}
+		}),
 	}
 	if c.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
@@ -208,8 +224,11 @@ func newFetcher(ctx context.Context, c Config, d stsDeps, policy string, tags []
 		PolicyARNs:      c.PolicyARNs,
 	}
 	mfa := rotator.MFAOptions{Serial: c.MFASerial, NewClient: newClient, Now: d.now}
-	if c.MFACommand != "" {
+	switch {
+	case c.MFACommand != "":
 		mfa.Code = rotator.CommandInput(c.MFACommand, rotator.CommandOptions{})
+	case d.mfaInbox != nil:
+		mfa.Code = d.mfaInbox
 	}
 
 	switch c.Source {

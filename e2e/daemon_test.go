@@ -126,16 +126,55 @@ func startDaemonSignal(t *testing.T, stopSig syscall.Signal, listen []string, ex
 		args = append(args, "--listen", l)
 	}
 	args = append(args, extra...)
-	d := &daemon{
+	return launchDaemon(t, daemonSpec{
+		Args:    args,
+		Env:     []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()},
+		Listen:  listen[0],
 		Region:  flagValue(extra, "--region", "us-east-1"),
 		Role:    flagValue(extra, "--role-name", defaultRole),
+		StopSig: stopSig,
+	})
+}
+
+// daemonSpec says exactly how launchDaemon runs bin/imdsd.
+type daemonSpec struct {
+	Args []string // after the binary, "run" included
+	Env  []string // the whole environment
+	// Listen is the first --listen in Args: the address the stdout line
+	// must name.
+	Listen string
+	// Region and Role are what the daemon is expected to serve.
+	Region, Role string
+	StopSig      syscall.Signal // sent at cleanup; the exit status must be 0
+}
+
+// launchDaemon runs bin/imdsd with exactly s.Args and s.Env, waits for the
+// stdout line and registers a cleanup that stops it with s.StopSig and
+// checks the exit status, the stdout contract and that no secret reached the
+// logs.
+func launchDaemon(t *testing.T, s daemonSpec) *daemon {
+	t.Helper()
+	d := &daemon{
+		Region:  s.Region,
+		Role:    s.Role,
 		stdout:  newLockedBuffer(),
 		stderr:  newLockedBuffer(),
 		done:    make(chan struct{}),
 		secrets: map[string]string{},
 	}
-	d.cmd = exec.Command(binPath(t), args...)
-	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	d.cmd = exec.Command(binPath(t), s.Args...)
+	d.cmd.Env = s.Env
+	if d.cmd.Env == nil {
+		d.cmd.Env = os.Environ()
+	}
+	// Each daemon gets its own admin socket (short path: unix sockets are
+	// limited to about 100 bytes).
+	adminDir, err := os.MkdirTemp("", "imdsd-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(adminDir) })
+	d.cmd.Env = append(d.cmd.Env, "IMDSD_ADMIN_SOCKET="+filepath.Join(adminDir, "admin.sock"))
 	d.cmd.Stdout = d.stdout
 	d.cmd.Stderr = d.stderr
 	dieWithParent(d.cmd)
@@ -143,7 +182,7 @@ func startDaemonSignal(t *testing.T, stopSig syscall.Signal, listen []string, ex
 		t.Fatalf("start %s: %v", d.cmd, err)
 	}
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { d.stop(t, stopSig) })
+	t.Cleanup(func() { d.stop(t, s.StopSig) })
 
 	select {
 	case <-d.stdout.ready:
@@ -155,7 +194,7 @@ func startDaemonSignal(t *testing.T, stopSig syscall.Signal, listen []string, ex
 			d.cmd, startTimeout, d.stdout.String(), d.stderr.String())
 	}
 	line, _, _ := strings.Cut(d.stdout.String(), "\n")
-	d.Endpoint = parseEndpointLine(t, line, listen[0])
+	d.Endpoint = parseEndpointLine(t, line, s.Listen)
 	return d
 }
 

@@ -2,9 +2,12 @@
 // (bin/imdsd, or $IMDSD_BIN) as a user would, point real, unmodified clients
 // at it (AWS CLI v2, boto3, the AWS SDK for JavaScript v3 and the AWS SDK for
 // Go v2) and check that each gets exactly the credentials imdsd serves.
-// Every request goes to loopback only.
+// Every request goes to loopback only, or to addresses inside network
+// namespaces the tests create (netns_test.go).
 //
-// The package has no non-test code besides this comment; it imports nothing
-// from the rest of the module. The load script and its baseline server live
-// in the sub-packages load and load/baseline.
+// The package has no non-test code besides this comment. Of the rest of the
+// module it imports only the fake STS (rotator/ststest), which the
+// credential-source tests start for the daemon to call; the daemon itself is
+// only ever the binary. The load script and its baseline server live in the
+// sub-packages load and load/baseline.
 package e2e

@@ -27,7 +27,7 @@ func (d *discardWriter) Write(p []byte) (int, error) {
 // BenchmarkCredentials is the hot path: token check and the credentials
 // document through the full router and guards.
 func BenchmarkCredentials(b *testing.B) {
-	f := newFixture(b, func(c *imds.Config) { c.Now = time.Now })
+	f := newFixture(b, func(c *imds.Config) { c.Now = time.Now; c.Stats = &imds.RequestStats{} })
 	f.publish()
 	tok := f.token(b, "21600")
 	r := httptest.NewRequest(http.MethodGet, "http://169.254.169.254/latest/meta-data/iam/security-credentials/imdsd-dev", nil)

@@ -91,6 +91,9 @@ type Config struct {
 	// handler rebuilds (config reloads) so issued tokens stay valid. Nil
 	// means a new random key.
 	Tokens *Tokens
+	// Stats counts requests by route and status; share one across handler
+	// rebuilds. Nil counts nothing.
+	Stats *RequestStats
 	// AllowedClients are networks, besides this host's own addresses, whose
 	// clients may use the endpoint (containers, VMs).
 	AllowedClients []netip.Prefix

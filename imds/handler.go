@@ -43,6 +43,7 @@ type Handler struct {
 	deny   zerolog.Logger // sampled: refused clients must not flood the log
 	tokens *Tokens
 	router *httprouter.Router
+	stats  *RequestStats
 	snap   atomic.Pointer[rendered]
 	listen map[netip.Addr]bool // hosts accepted in Host, besides loopback and IMDS
 	local  localAddrs
@@ -67,6 +68,7 @@ func NewHandler(cfg Config, log zerolog.Logger) (*Handler, error) {
 		log:    log,
 		deny:   log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		tokens: cfg.Tokens,
+		stats:  cfg.Stats,
 		listen: map[netip.Addr]bool{},
 		local:  localAddrs{list: cfg.LocalAddrs, now: cfg.Now},
 	}
@@ -99,13 +101,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.clientAllowed(r) {
 		h.deny.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).
 			Msg("refused client from another host; allow its network with --allow-client")
-		h.fail(w, http.StatusForbidden)
+		h.fail(w, r, http.StatusForbidden)
 		return
 	}
 	if !h.hostAllowed(r) {
 		h.deny.Warn().Str("remote", r.RemoteAddr).Str("host", clip(r.Host)).
 			Msg("refused request with a foreign Host header (DNS rebinding guard)")
-		h.fail(w, http.StatusForbidden)
+		h.fail(w, r, http.StatusForbidden)
 		return
 	}
 	if !isTokenPath(r.URL.Path) {
@@ -114,7 +116,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			len(tok) > 1,
 			len(tok) == 1 && !h.tokens.Valid(tok[0]):
 			h.log.Debug().Str("path", r.URL.Path).Int("tokens", len(tok)).Msg("missing or invalid session token")
-			h.fail(w, http.StatusUnauthorized)
+			h.fail(w, r, http.StatusUnauthorized)
 			return
 		}
 	}
@@ -139,7 +141,8 @@ func isTokenPath(p string) bool {
 }
 
 // fail answers an error status with an empty body.
-func (h *Handler) fail(w http.ResponseWriter, status int) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int) {
+	h.stats.observe(r.URL.Path, status)
 	hdr := w.Header()
 	hdr["Content-Type"] = valTextPlain
 	hdr["Content-Length"] = valZero
@@ -147,7 +150,8 @@ func (h *Handler) fail(w http.ResponseWriter, status int) {
 }
 
 // write answers 200 with b; HEAD gets the headers only.
-func write(w http.ResponseWriter, r *http.Request, b body, lastModified []string) {
+func (h *Handler) write(w http.ResponseWriter, r *http.Request, b body, lastModified []string) {
+	h.stats.observe(r.URL.Path, http.StatusOK)
 	hdr := w.Header()
 	hdr["Content-Type"] = valTextPlain
 	hdr["Content-Length"] = b.len

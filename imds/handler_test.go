@@ -3,6 +3,7 @@ package imds_test
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -495,5 +496,26 @@ func TestNewHandlerRejectsBadConfig(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
 		t.Errorf("NewHandler() error (-want +got):\n%s", diff)
+	}
+}
+
+func TestRequestStats(t *testing.T) {
+	stats := &imds.RequestStats{}
+	f := newFixture(t, func(c *imds.Config) { c.Stats = stats })
+	f.publish()
+	f.get(t, "/latest/meta-data/iam/security-credentials/imdsd-dev") // a token PUT and a GET
+	f.get(t, "/latest/meta-data/placement/region/")
+	f.do(req{path: "/latest/meta-data/iam/security-credentials/imdsd-dev"}) // no token
+	f.get(t, "/no/such/path")
+	f.do(req{method: "PUT", path: "/latest/api/token"}) // no TTL
+	got := map[string]uint64{}
+	stats.Each(func(route string, status int, n uint64) { got[fmt.Sprintf("%s %d", route, status)] = n })
+	want := map[string]uint64{
+		"token 200": 3, "token 400": 1,
+		"credentials 200": 1, "credentials 401": 1,
+		"metadata 200": 1, "other 404": 1,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Each() (-want +got):\n%s", diff)
 	}
 }

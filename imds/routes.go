@@ -51,7 +51,7 @@ func (h *Handler) routes() *httprouter.Router {
 	}
 	for path, b := range static {
 		h.get(rt, path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-			write(w, r, b, nil)
+			h.write(w, r, b, nil)
 		})
 	}
 	// The role is registered as a static path, not a :role parameter:
@@ -85,28 +85,28 @@ func (h *Handler) get(rt *httprouter.Router, path string, handle httprouter.Hand
 func (h *Handler) credentials(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	s := h.snap.Load()
 	if s.creds.b != nil && h.cfg.Now().Before(s.expires) {
-		write(w, r, s.creds, s.lastModified)
+		h.write(w, r, s.creds, s.lastModified)
 		return
 	}
-	write(w, r, s.errDoc, nil)
+	h.write(w, r, s.errDoc, nil)
 }
 
 func (h *Handler) credentialsExtended(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	s := h.snap.Load()
 	if s.credsExt.b != nil && h.cfg.Now().Before(s.expires) {
-		write(w, r, s.credsExt, s.lastModified)
+		h.write(w, r, s.credsExt, s.lastModified)
 		return
 	}
-	write(w, r, s.errDoc, nil)
+	h.write(w, r, s.errDoc, nil)
 }
 
 func (h *Handler) info(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	s := h.snap.Load()
-	write(w, r, s.info, s.lastModified)
+	h.write(w, r, s.info, s.lastModified)
 }
 
 func (h *Handler) identity(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	write(w, r, h.snap.Load().identity, nil)
+	h.write(w, r, h.snap.Load().identity, nil)
 }
 
 // putToken issues a session token (SPEC.md §2).
@@ -115,18 +115,18 @@ func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, _ httprouter.
 	// tokens do not leak beyond the host (R2.6).
 	if _, ok := r.Header["X-Forwarded-For"]; ok {
 		h.log.Debug().Str("remote", r.RemoteAddr).Msg("refused token request carrying X-Forwarded-For")
-		h.fail(w, http.StatusForbidden)
+		h.fail(w, r, http.StatusForbidden)
 		return
 	}
 	vals := r.Header[hdrTokenTTL]
 	if len(vals) != 1 {
-		h.fail(w, http.StatusBadRequest)
+		h.fail(w, r, http.StatusBadRequest)
 		return
 	}
 	ttl, err := ParseTTL(vals[0])
 	if err != nil {
 		h.log.Debug().Err(err).Msg("refused token request")
-		h.fail(w, http.StatusBadRequest)
+		h.fail(w, r, http.StatusBadRequest)
 		return
 	}
 	tok := h.tokens.Issue(ttl)
@@ -136,6 +136,7 @@ func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, _ httprouter.
 	// to IMDSv1) without it (R2.4).
 	hdr[hdrTokenTTL] = []string{strconv.FormatInt(int64(ttl.Seconds()), 10)}
 	hdr["Content-Length"] = tokenLenHeader
+	h.stats.observe(r.URL.Path, http.StatusOK)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(tok))
 }
@@ -145,10 +146,10 @@ var tokenLenHeader = []string{strconv.Itoa(TokenLen)}
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	// A PUT to a versioned token path is refused, not unknown (R2.1).
 	if r.Method == http.MethodPut && isTokenPath(r.URL.Path) {
-		h.fail(w, http.StatusForbidden)
+		h.fail(w, r, http.StatusForbidden)
 		return
 	}
-	h.fail(w, http.StatusNotFound)
+	h.fail(w, r, http.StatusNotFound)
 }
 
 func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
@@ -157,10 +158,10 @@ func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header()["Allow"] = valAllowGet
 	}
-	h.fail(w, http.StatusMethodNotAllowed)
+	h.fail(w, r, http.StatusMethodNotAllowed)
 }
 
 func (h *Handler) panicked(w http.ResponseWriter, r *http.Request, v any) {
 	h.log.Error().Str("path", r.URL.Path).Interface("panic", v).Msg("handler panicked")
-	h.fail(w, http.StatusInternalServerError)
+	h.fail(w, r, http.StatusInternalServerError)
 }

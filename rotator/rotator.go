@@ -82,6 +82,9 @@ type Options struct {
 	// Publish receives every new State: after each success and each
 	// failure. It must not block for long.
 	Publish func(State)
+	// Observe, if set, is told how long each fetch took and how it ended
+	// (for metrics).
+	Observe func(took time.Duration, err error)
 	// Log receives refreshes and failures; never secrets.
 	Log zerolog.Logger
 }
@@ -189,11 +192,16 @@ func (r *Rotator) Run(ctx context.Context) error {
 func (r *Rotator) refresh(ctx context.Context) time.Time {
 	prev := r.state.Load()
 	fctx, cancel := context.WithTimeout(ctx, r.o.FetchTimeout)
+	start := time.Now()
 	c, err := r.f.Fetch(fctx)
+	took := time.Since(start)
 	cancel()
 	now := r.o.Now()
 	if err == nil {
 		err = r.check(c, now)
+	}
+	if r.o.Observe != nil && ctx.Err() == nil {
+		r.o.Observe(took, err)
 	}
 	next := *prev
 	if err != nil {

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/imdsd/imdsd/imds"
+	"github.com/imdsd/imdsd/rotator"
+	"github.com/rs/zerolog"
+)
+
+// The admin API: status, health, metrics, refresh and MFA codes, for the
+// `imdsd status|creds|mfa` commands and monitoring. It is never served on an
+// IMDS listener: it listens on a unix socket only the service user can open
+// (mode 0600 in a 0700 directory), or on Windows on loopback with a random
+// token (adminsock_windows.go).
+
+// statusDoc is GET /status: what an operator needs, never a secret.
+type statusDoc struct {
+	Version     string     `json:"version"`
+	Source      string     `json:"source"`
+	RoleName    string     `json:"role_name"`
+	RoleARN     string     `json:"role_arn,omitempty"`
+	Region      string     `json:"region"`
+	Listen      []string   `json:"listen"`
+	TokenMode   string     `json:"token_mode"`
+	Healthy     bool       `json:"healthy"`
+	Credentials *credsInfo `json:"credentials,omitempty"`
+	NextRefresh time.Time  `json:"next_refresh"`
+	LastError   *errorInfo `json:"last_error,omitempty"`
+	StartedAt   time.Time  `json:"started_at"`
+}
+
+type credsInfo struct {
+	KeyID      string    `json:"key_id"` // last four characters only
+	ObtainedAt time.Time `json:"obtained_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	ExpiresIn  string    `json:"expires_in"`
+}
+
+type errorInfo struct {
+	Code     string    `json:"code"`
+	Class    string    `json:"class"`
+	Message  string    `json:"message"`
+	At       time.Time `json:"at"`
+	Failures int       `json:"failures"`
+}
+
+// processCreds is GET /credentials, the credential_process document
+// (SPEC.md R12.1): Version is the integer 1.
+type processCreds struct {
+	Version         int    `json:"Version"`
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string `json:"SecretAccessKey"`
+	SessionToken    string `json:"SessionToken,omitempty"`
+	Expiration      string `json:"Expiration,omitempty"`
+	AccountID       string `json:"AccountId,omitempty"`
+}
+
+func (d *daemon) status(now time.Time) statusDoc {
+	c, rot := d.current()
+	st := rot.State()
+	doc := statusDoc{
+		Version: version, Source: c.Source, RoleName: c.RoleName, RoleARN: st.Credentials.RoleARN,
+		Region: c.Region, Listen: c.Listen, TokenMode: c.TokenMode, NextRefresh: st.Next, StartedAt: d.started,
+	}
+	if cr := st.Credentials; cr.HasKeys() {
+		doc.Credentials = &credsInfo{
+			KeyID:      rotator.KeyIDForDisplay(cr.AccessKeyID),
+			ObtainedAt: st.Obtained, ExpiresAt: cr.Expires,
+			ExpiresIn: cr.Expires.Sub(now).Round(time.Second).String(),
+		}
+	}
+	_, err := rot.Current(context.Background())
+	doc.Healthy = err == nil
+	if st.Err != nil {
+		doc.LastError = &errorInfo{
+			Code: rotator.ErrorCode(st.Err), Class: rotator.Classify(st.Err).String(),
+			Message: st.Err.Error(), At: st.ErrAt, Failures: st.Failures,
+		}
+	}
+	return doc
+}
+
+// adminHandler serves the admin API for d.
+func (d *daemon) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.status(time.Now()))
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, rot := d.current()
+		if _, err := rot.Current(r.Context()); err != nil {
+			http.Error(w, "unhealthy: "+strings.ReplaceAll(err.Error(), "\n", "; "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		_, rot := d.current()
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		d.metrics.write(w, rot.State(), time.Now())
+	})
+	mux.HandleFunc("GET /credentials", func(w http.ResponseWriter, r *http.Request) {
+		_, rot := d.current()
+		c, err := rot.Current(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": strings.ReplaceAll(err.Error(), "\n", "; ")})
+			return
+		}
+		writeJSON(w, http.StatusOK, processCreds{
+			Version: 1, AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+			Expiration: c.Expires.UTC().Format("2006-01-02T15:04:05Z"), AccountID: c.AccountID,
+		})
+	})
+	mux.HandleFunc("POST /refresh", func(w http.ResponseWriter, r *http.Request) {
+		_, rot := d.current()
+		rot.Refresh()
+		d.log.Info().Msg("refresh requested through the admin API")
+		writeJSON(w, http.StatusAccepted, map[string]string{"result": "refresh started"})
+	})
+	mux.HandleFunc("POST /mfa", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
+		if c, _ := d.current(); d.inbox == nil || c.MFASerial == "" || c.MFACommand != "" {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "this configuration takes no MFA codes from imdsd mfa (no mfa_serial, or mfa_command is set)"})
+			return
+		}
+		if err := d.inbox.Deliver(strings.TrimSpace(string(body))); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		_, rot := d.current()
+		rot.Refresh()
+		d.log.Info().Msg("MFA code delivered; refreshing")
+		writeJSON(w, http.StatusAccepted, map[string]string{"result": "code accepted; refreshing"})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// serveAdmin listens on the admin endpoint until ctx ends.
+func (d *daemon) serveAdmin(ctx context.Context, path string, log zerolog.Logger) (stop func(), err error) {
+	ln, err := listenAdmin(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin API on %s: %w", path, err)
+	}
+	srv := &http.Server{Handler: adminAuth(ln, d.adminHandler()), ReadHeaderTimeout: imds.ReadHeaderTimeout, ReadTimeout: imds.ReadTimeout}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("admin API stopped")
+		}
+	}()
+	log.Info().Str("admin", path).Msg("admin API listening")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+		cleanupAdmin(path)
+	}, nil
+}
+
+// adminAuth guards the admin API beyond the socket's permissions: nothing
+// on unix, the random token on Windows.
+var adminAuth = func(_ net.Listener, next http.Handler) http.Handler { return next }
+
+// adminClient is an HTTP client that reaches the admin API at path.
+func adminClient(path string) (*http.Client, string, error) {
+	dial, base, err := dialAdmin(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: authTransport{&http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return dial(ctx)
+	}}}}, base, nil
+}
+
+// authTransport adds the Windows admin token when there is one.
+type authTransport struct{ http.RoundTripper }
+
+func (t authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if adminToken != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+adminToken)
+	}
+	return t.RoundTripper.RoundTrip(r)
+}
