@@ -27,6 +27,15 @@ func TestImportBoundaries(t *testing.T) {
 			"github.com/kardianos/service",
 			"github.com/julienschmidt/httprouter",
 		},
+		"install": {
+			mod + "imds", mod + "rotator", mod + "daemon",
+			"github.com/aws/",
+		},
+		// Templates only: the standard library and nothing else.
+		"systemd": {
+			mod + "imds", mod + "rotator", mod + "install", mod + "daemon",
+			"github.com/",
+		},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "-json", "./"+pkg).Output()
@@ -40,6 +49,9 @@ func TestImportBoundaries(t *testing.T) {
 				break
 			} else if err != nil {
 				t.Fatal(err)
+			}
+			if p.ImportPath == mod+pkg {
+				continue // the package itself
 			}
 			for _, b := range bad {
 				if p.ImportPath == b || strings.HasPrefix(p.ImportPath, strings.TrimSuffix(b, "/")+"/") {

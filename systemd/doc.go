@@ -1,5 +1,64 @@
-// Package systemd holds the service unit templates (systemd unit and socket,
-// launchd plist), embedded with go:embed for the install package.
+// Package systemd holds the service definitions imdsd installs, as embedded
+// files: the systemd unit template (imdsd.service), the socket unit for
+// socket activation (imdsd.socket) and the launchd plist template
+// (imdsd.plist). The install package hands the templates to
+// kardianos/service (options SystemdScript and LaunchdConfig), which renders
+// them with its own small template engine: keys are written {{Path}},
+// {{UserName}}, {{range Arguments}}…{{end}}, without the dot of
+// text/template.
 //
-// It is empty until the service issue lands.
+// It owns the text of those files and the few variants install asks for
+// (IPv6 alias and listener, socket activation); it makes no host change and
+// imports nothing beyond the standard library. In particular it must not
+// import kardianos/service, install, imds, rotator or daemon.
+//
+// # The unit
+//
+//   - Type=notify: imdsd sends READY=1 once it holds its first credentials,
+//     so units ordered after imdsd.service start with credentials to serve.
+//     TimeoutStartSec=2min bounds that wait; a failed start is retried by
+//     Restart=on-failure every RestartSec=2, and StartLimitBurst=10 in
+//     StartLimitIntervalSec=10min stops a crash loop without giving up on a
+//     laptop that boots offline (each timed-out start takes over two
+//     minutes, so timeouts alone never reach the limit).
+//   - ExecStartPre=+imdsd alias add ADDR…: the "+" prefix runs this one
+//     command as root and exempts it from User=, DynamicUser=, the
+//     capability sets, NoNewPrivileges=, the file-system namespacing and
+//     every seccomp-based option (RestrictAddressFamilies=, SystemCallFilter=,
+//     MemoryDenyWriteExecute=…), so `ip` gets the AF_NETLINK socket and the
+//     CAP_NET_ADMIN it needs. Options applied to the whole control group
+//     still apply to it (DevicePolicy=closed from PrivateDevices=); `ip`
+//     opens no device. The alias stays when the service stops and is
+//     removed by `imdsd uninstall`.
+//   - DynamicUser=yes with User=imdsd: no account to create at install or
+//     delete at uninstall, and no files left owned by a stale UID. When an
+//     account of that name exists (an admin created it to put people in its
+//     group for the admin socket, or the install names a real user whose
+//     profile imdsd reads), systemd uses it instead of a dynamic one.
+//   - Only CAP_NET_BIND_SERVICE, for port 80 (socket activation drops even
+//     that). ProtectHome=read-only lets a service running as a real user
+//     read its ~/.aws profile; everything else is read-only
+//     (ProtectSystem=strict) except RuntimeDirectory= (the admin socket,
+//     /run/imdsd, mode 0750) and StateDirectory=.
+//   - RestrictAddressFamilies= keeps AF_INET and AF_INET6 (the listener, STS),
+//     AF_UNIX (sd_notify, the admin socket) and AF_NETLINK (Go's
+//     net.InterfaceAddrs for the same-host client check).
+//   - SystemCallFilter=@system-service minus @privileged and @resources, with
+//     SystemCallErrorNumber=EPERM: the Go runtime raises RLIMIT_NOFILE at
+//     start-up (setrlimit is in @resources); with the default action that
+//     would kill it, with EPERM it keeps the limit systemd set.
+//   - MemoryDenyWriteExecute=yes holds for imdsd (Go never maps W+X) and for
+//     every child it starts: a credential_process written for a JIT runtime
+//     (Node.js, Java) fails under it.
+//
+// # Socket activation
+//
+// With imdsd.socket, systemd binds 169.254.169.254:80 (and
+// [fd00:ec2::254]:80) with FreeBind=yes, before the alias exists, and starts
+// imdsd.service with the listeners as file descriptors 3… (LISTEN_FDS,
+// LISTEN_PID, LISTEN_FDNAMES=imds:imds; sd_listen_fds(3)). imdsd run uses
+// them instead of binding when LISTEN_PID is its own PID. The service then
+// needs no capability (CapabilityBoundingSet= is empty). imdsd.service stays
+// enabled for boot: it adds the alias, and until then no client can reach
+// the socket to trigger a start.
 package systemd
