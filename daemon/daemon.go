@@ -26,8 +26,10 @@ type daemon struct {
 	log     zerolog.Logger
 	tokens  *imds.Tokens // kept across reloads: issued tokens stay valid
 	served  handlerRef   // what every listener serves
-	ready   chan struct{}
+	ready   chan struct{} // closed after the first attempt to get credentials
 	once    sync.Once
+	held    chan struct{} // closed once credentials are first held
+	onceH   sync.Once
 	started time.Time
 	metrics *metrics          // kept across reloads
 	inbox   *rotator.MFAInbox // codes from imdsd mfa, when the source takes them
@@ -69,7 +71,7 @@ func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, erro
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
+	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
 		started: time.Now(), metrics: &metrics{}}
 	g, err := d.newGeneration(c, src)
 	if err != nil {
@@ -97,6 +99,9 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 		Source: c.Source,
 		Publish: func(s rotator.State) {
 			g.handler.Load().Publish(snapshotOf(s))
+			if s.Credentials.HasKeys() {
+				d.onceH.Do(func() { close(d.held) })
+			}
 			g.once.Do(func() {
 				close(g.first)
 				// The daemon is ready once its first source has tried.
@@ -151,14 +156,19 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 	select {
 	case <-d.ready:
 		fmt.Fprintf(stdout, "export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s\n", endpointURL(lns[0].Addr()))
-		sdNotify("READY=1")
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	// systemd (Type=notify) counts the service as started once it holds
+	// credentials, not merely once it tried.
+	held := d.held
 	for err == nil && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case err = <-errc:
+		case <-held:
+			sdNotify("READY=1")
+			held = nil
 		case <-hup:
 			d.reload(ctx, reload, errc)
 		}
@@ -198,7 +208,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	sdNotify("RELOADING=1")
-	defer sdNotify("READY=1")
+	defer sdNotify("READY=1") // systemd needs it to end the reload, ready or not
 	d.log.Info().Msg("reloading configuration")
 	c, src, err := reload(ctx)
 	if err != nil {

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Under systemd (Type=notify) imdsd reports READY=1 once credentials are
+// held, and STOPPING=1 when it shuts down.
+func TestSdNotify(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "imdsd-notify-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+
+	got := make(chan string, 8)
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	next := func() string {
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(5 * time.Second):
+			return "(nothing within 5s)"
+		}
+	}
+	t.Run("serve", func(t *testing.T) {
+		runDaemon(t, defaultConfig(), &flaky{})
+		if s := next(); s != "READY=1" {
+			t.Errorf("first notification = %q, want READY=1", s)
+		}
+	})
+	// runDaemon's cleanup stopped the daemon.
+	if s := next(); s != "STOPPING=1" {
+		t.Errorf("notification at shutdown = %q, want STOPPING=1", s)
+	}
+}
