@@ -24,8 +24,8 @@ import (
 // issued.
 type daemon struct {
 	log     zerolog.Logger
-	tokens  *imds.Tokens // kept across reloads: issued tokens stay valid
-	served  handlerRef   // what every listener serves
+	tokens  *imds.Tokens  // kept across reloads: issued tokens stay valid
+	served  handlerRef    // what every listener serves
 	ready   chan struct{} // closed after the first attempt to get credentials
 	once    sync.Once
 	held    chan struct{} // closed once credentials are first held
