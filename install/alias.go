@@ -28,6 +28,30 @@ var (
 )
 
 // aliasOp says whether a plan adds or removes the address.
+// AddAlias adds ip as a single-host address (/32 or /128) to the loopback
+// interface (lo on Linux, lo0 on macOS, the loopback pseudo-interface on
+// Windows), unless it is there already. Only IPv4 link-local and IPv6
+// unique-local addresses are accepted, so a typo cannot take over a real
+// address for the whole host. The privilege it needs (root, administrator)
+// is only needed when there is something to do.
+func AddAlias(ctx context.Context, run Runner, ip netip.Addr) error {
+	ip, err := checkAlias(ip)
+	if err != nil {
+		return err
+	}
+	return alias(ctx, run, opAdd, ip)
+}
+
+// RemoveAlias removes the single-host address ip from the loopback
+// interface; an absent address is success.
+func RemoveAlias(ctx context.Context, run Runner, ip netip.Addr) error {
+	ip, err := checkAlias(ip)
+	if err != nil {
+		return err
+	}
+	return alias(ctx, run, opRemove, ip)
+}
+
 type aliasOp bool
 
 const (

@@ -10,13 +10,8 @@ import (
 	"runtime"
 )
 
-// AddAlias is not implemented on this OS: imdsd run still works on a
-// loopback address and port of your choice.
-func AddAlias(ctx context.Context, run Runner, ip netip.Addr) error {
-	return fmt.Errorf("add alias %s on %s: %w", ip, runtime.GOOS, errors.ErrUnsupported)
-}
-
-// RemoveAlias is not implemented on this OS.
-func RemoveAlias(ctx context.Context, run Runner, ip netip.Addr) error {
-	return fmt.Errorf("remove alias %s on %s: %w", ip, runtime.GOOS, errors.ErrUnsupported)
+// alias is not implemented on this OS: imdsd run still works on a loopback
+// address and port of your choice.
+func alias(ctx context.Context, run Runner, op aliasOp, ip netip.Addr) error {
+	return fmt.Errorf("%s alias %s on %s: %w", op, ip, runtime.GOOS, errors.ErrUnsupported)
 }
