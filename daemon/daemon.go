@@ -39,11 +39,6 @@ type daemon struct {
 	gen     *generation
 	servers map[string]*http.Server // by listen address
 	wg      sync.WaitGroup          // server and rotator goroutines
-
-	// handler and rot are the current generation's, for tests that drive
-	// the rotator themselves.
-	handler *imds.Handler
-	rot     *rotator.Rotator
 }
 
 // handlerRef lets every listener switch to a new handler with one atomic
@@ -57,7 +52,6 @@ func (r *handlerRef) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // generation is one credential source: its rotator and the handler it
 // feeds.
 type generation struct {
-	cfg     Config
 	handler atomic.Pointer[imds.Handler]
 	rot     *rotator.Rotator
 	first   chan struct{} // closed after the first attempt
@@ -77,7 +71,7 @@ func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, erro
 	if err != nil {
 		return nil, err
 	}
-	d.gen, d.handler, d.rot = g, g.handler.Load(), g.rot
+	d.gen = g
 	d.served.p.Store(g.handler.Load())
 	return d, nil
 }
@@ -93,7 +87,7 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{cfg: c, first: make(chan struct{}), done: make(chan struct{})}
+	g := &generation{first: make(chan struct{}), done: make(chan struct{})}
 	g.handler.Store(h)
 	g.rot = rotator.New(src, rotator.Options{
 		Source: c.Source,
@@ -243,7 +237,6 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		// with the switch lands in h either way.
 		g.handler.Store(h)
 		h.Publish(snapshotOf(g.rot.State()))
-		g.cfg = c
 	} else {
 		ng, err := d.newGeneration(c, src)
 		if err != nil {
@@ -263,7 +256,6 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		d.gen, g = ng, ng
 	}
 	d.served.p.Store(g.handler.Load())
-	d.handler, d.rot = g.handler.Load(), g.rot
 
 	for i, ln := range lns {
 		d.startServer(added[i], ln, errc)

@@ -33,6 +33,10 @@ credentials, so unmodified AWS SDKs and the AWS CLI find them.
 
 Usage:
   imdsd run [flags]            serve in the foreground
+  imdsd install [flags]        install the service running 'imdsd run [flags]' (--dry-run shows it)
+  imdsd uninstall              remove the service, its socket and the loopback aliases
+  imdsd start|stop|restart     control the installed service
+  imdsd alias add|remove       add or remove 169.254.169.254 on the loopback interface
   imdsd check-config [flags]   validate the configuration, exit 0 or 1
   imdsd status                 what the running imdsd serves, and why not
   imdsd creds [--format F]     the served credentials (credential_process JSON with -format process)
@@ -53,7 +57,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
+		return cmdRunService(ctx, args[1:], getenv, stdout, stderr)
+	case "install":
+		return cmdInstall(ctx, args[1:], getenv, stdout, stderr)
+	case "uninstall":
+		return cmdUninstall(ctx, args[1:], getenv, stdout, stderr)
+	case "start", "stop", "restart":
+		return cmdControl(args[0])(ctx, args[1:], getenv, stdout, stderr)
+	case "alias":
+		return cmdAlias(ctx, args[1:], getenv, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(ctx, args[1:], getenv, stdout, stderr)
 	case "status":

@@ -32,7 +32,7 @@ func TestDevRotationOverADay(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
-		wg.Go(func() { _ = d.rot.Run(ctx) })
+		wg.Go(func() { _ = d.gen.rot.Run(ctx) })
 		<-d.ready
 
 		start := time.Now()
@@ -45,7 +45,7 @@ func TestDevRotationOverADay(t *testing.T) {
 		for _, period := range []time.Duration{7 * time.Second, 10 * time.Second, 61 * time.Second} {
 			wg.Go(func() {
 				for time.Since(start) < 24*time.Hour {
-					doc, err := fetchCredentials(d.handler)
+					doc, err := fetchCredentials(&d.served)
 					if err != nil {
 						t.Errorf("at %v: %v", time.Since(start), err)
 						return

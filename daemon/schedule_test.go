@@ -79,7 +79,7 @@ func (f *stsFixture) poll(t *testing.T, period, end time.Duration, ready func())
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = f.d.rot.Run(ctx) })
+	wg.Go(func() { _ = f.d.gen.rot.Run(ctx) })
 	<-f.d.ready
 	if ready != nil {
 		ready()
@@ -87,7 +87,7 @@ func (f *stsFixture) poll(t *testing.T, period, end time.Duration, ready func())
 	start := time.Now()
 	var seen []observation
 	for time.Since(start) <= end {
-		seen = append(seen, observe(t, f.d.handler, time.Since(start)))
+		seen = append(seen, observe(t, &f.d.served, time.Since(start)))
 		time.Sleep(period)
 	}
 	cancel()
@@ -136,7 +136,7 @@ func TestScheduleOutageInvisibleWithLongCredentials(t *testing.T) {
 		f := newSTSFixture(t, 12*time.Hour)
 		// Two hours of outage around the first planned refresh.
 		seen := f.poll(t, 30*time.Second, 14*time.Hour, func() {
-			next := f.d.rot.State().Next
+			next := f.d.gen.rot.State().Next
 			f.sts.Outage(next.Add(-time.Hour), next.Add(time.Hour))
 		})
 		for _, o := range seen {

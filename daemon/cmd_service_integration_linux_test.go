@@ -1,0 +1,290 @@
+//go:build integration && linux
+
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imdsd/imdsd/install"
+)
+
+// Privileged tests of the real binary: `imdsd alias` in a network
+// namespace, and install/uninstall in a private mount and network
+// namespace with a fake systemctl. Run as root with
+//
+//	IMDSD_TEST_ROOT=1 go test -tags integration -run 'Netns|Namespace' ./daemon/
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Getenv("IMDSD_TEST_ROOT") != "1" {
+		t.Skip("privileged test: set IMDSD_TEST_ROOT=1 and run as root")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("IMDSD_TEST_ROOT=1 but not running as root")
+	}
+}
+
+// buildImdsd builds this package into dir and returns the binary's path.
+func buildImdsd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "imdsd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestAliasCommandInNetns: `ip netns exec NS imdsd alias add` really puts
+// the /32 (and /128) on the namespace's lo, twice over, and remove takes
+// them off; without CAP_NET_ADMIN it fails with exit status 1 saying why.
+func TestAliasCommandInNetns(t *testing.T) {
+	needRoot(t)
+	bin := buildImdsd(t, t.TempDir())
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := "imdsd-test-" + hex.EncodeToString(b)
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	lo := func() string { return sh(t, "ip", "-n", ns, "addr", "show", "dev", "lo") }
+	imdsd := func(args ...string) (int, string) {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	for i := range 2 {
+		if code, out := imdsd("alias", "add"); code != 0 {
+			t.Fatalf("alias add #%d: exit %d: %s", i+1, code, out)
+		}
+		if got := lo(); !strings.Contains(got, "inet 169.254.169.254/32 scope global lo") {
+			t.Fatalf("after alias add #%d lo has\n%s", i+1, got)
+		}
+	}
+	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	if code, out := imdsd("alias", "add", "169.254.169.254", "fd00:ec2::254"); code != 0 {
+		t.Fatalf("alias add both: exit %d: %s", code, out)
+	}
+	if got := lo(); !strings.Contains(got, "inet6 fd00:ec2::254/128") {
+		t.Fatalf("after alias add of both lo has\n%s", got)
+	}
+	if _, err := exec.LookPath("setpriv"); err == nil {
+		cmd := exec.Command("ip", "netns", "exec", ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all", bin, "alias", "remove")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "run as root") {
+			t.Errorf("alias remove without CAP_NET_ADMIN: %v: %s; want exit 1 saying run as root", err, out)
+		}
+	}
+	for i := range 2 {
+		if code, out := imdsd("alias", "remove", "--ipv6"); code != 0 {
+			t.Fatalf("alias remove #%d: exit %d: %s", i+1, code, out)
+		}
+		if got := lo(); strings.Contains(got, "169.254.169.254") || strings.Contains(got, "fd00:ec2::254") {
+			t.Fatalf("after alias remove #%d lo has\n%s", i+1, got)
+		}
+	}
+}
+
+const installChildEnv = "IMDSD_TEST_INSTALL_BIN"
+
+// TestInstallInMountNamespace runs the real `imdsd install` and `uninstall`
+// in a private mount and network namespace (unshare -m -n), where
+// /etc/systemd/system and /usr/local/bin are empty tmpfs, systemctl is a
+// fake that records its arguments and the loopback interface is the
+// namespace's own. The host's units, binaries and interfaces are never
+// touched.
+func TestInstallInMountNamespace(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) not installed")
+	}
+	bin := buildImdsd(t, t.TempDir())
+	cmd := exec.Command("unshare", "--mount", "--net", "--propagation", "private",
+		os.Args[0], "-test.run=^TestInstallChild$", "-test.v")
+	cmd.Env = append(os.Environ(), installChildEnv+"="+bin)
+	out, err := cmd.CombinedOutput()
+	t.Logf("child:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestInstallChild") {
+		t.Fatalf("child: %v", err)
+	}
+}
+
+func TestInstallChild(t *testing.T) {
+	src := os.Getenv(installChildEnv)
+	if src == "" {
+		t.Skip("run by TestInstallInMountNamespace only")
+	}
+	for _, dir := range []string{"/etc/systemd/system", "/usr/local/bin"} {
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatalf("mount tmpfs on %s: %v", dir, err)
+		}
+	}
+	const exe = "/usr/local/bin/imdsd"
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "link", "set", "lo", "up")
+	// Fake systemctl, logging its arguments, and rpm-ostree, whose presence
+	// makes kardianos choose systemd without a running systemd.
+	fake := t.TempDir()
+	log := filepath.Join(fake, "systemctl.log")
+	for name, script := range map[string]string{
+		"systemctl":  "#!/bin/sh\necho \"$*\" >> " + log + "\n",
+		"rpm-ostree": "#!/bin/sh\nexit 0\n",
+	} {
+		if err := os.WriteFile(filepath.Join(fake, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"PATH=" + fake + ":" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	calls := func() []string {
+		b, _ := os.ReadFile(log)
+		os.Remove(log)
+		return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(b)), " ", "_"))
+	}
+	imdsd := func(wantCode int, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(exe, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantCode {
+			t.Fatalf("imdsd %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, wantCode, out)
+		}
+		t.Logf("imdsd %s:\n%s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	absent := func(p string) {
+		t.Helper()
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s exists", p)
+		}
+	}
+	underscore := func(cmds [][]string) []string {
+		var out []string
+		for _, c := range cmds {
+			out = append(out, strings.Join(c[1:], "_")) // without "systemctl"
+		}
+		return out
+	}
+
+	// The dry run prints exactly the unit kardianos then writes.
+	dry := imdsd(0, "install", "--dry-run", "--source", "dev")
+	if len(calls()) > 0 {
+		t.Error("install --dry-run ran systemctl")
+	}
+	absent(install.SystemdUnitPath)
+
+	runArgs := []string{"--source", "dev", "--listen", "169.254.169.254:80"}
+	files, cmds, err := install.Plan("linux", exe, runArgs, install.ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imdsd(0, "install", "--source", "dev")
+	unit := read(install.SystemdUnitPath)
+	if diff := cmp.Diff(files[0].Content, unit); diff != "" {
+		t.Errorf("installed unit differs from install.Plan (-plan +installed):\n%s", diff)
+	}
+	if !strings.Contains(dry, "\n"+unit+"# ---- end of "+install.SystemdUnitPath) {
+		t.Errorf("install --dry-run did not print the unit kardianos wrote:\n%s", dry)
+	}
+	if !strings.Contains(unit, "\nExecStart=/usr/local/bin/imdsd \"run\" \"--source\" \"dev\" \"--listen\" \"169.254.169.254:80\"\n") {
+		t.Errorf("ExecStart of\n%s", unit)
+	}
+	if fi, err := os.Stat(install.SystemdUnitPath); err != nil || fi.Mode().Perm() != files[0].Mode {
+		t.Errorf("unit mode: %v, %v; want %v", fi.Mode(), err, files[0].Mode)
+	}
+	if diff := cmp.Diff(underscore(cmds), calls()); diff != "" {
+		t.Errorf("systemctl calls of install (-plan +got):\n%s", diff)
+	}
+	if out := imdsd(0, "install", "--source", "dev"); !strings.Contains(out, "nothing changed") {
+		t.Errorf("second install: %s", out)
+	}
+	if c := calls(); len(c) > 0 {
+		t.Errorf("second install ran systemctl %q", c)
+	}
+
+	// Other flags: replaced, with the socket.
+	o := install.ServiceOptions{IPv6: true, SocketActivation: true}
+	files, cmds, err = install.Plan("linux", exe, []string{"--source", "dev", "--listen", "169.254.169.254:80", "--listen", "[fd00:ec2::254]:80"}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imdsd(0, "install", "--source", "dev", "--ipv6", "--socket-activation")
+	for _, f := range files {
+		if diff := cmp.Diff(f.Content, read(f.Path)); diff != "" {
+			t.Errorf("%s differs from install.Plan (-plan +installed):\n%s", f.Path, diff)
+		}
+	}
+	want := append([]string{"disable_imdsd.service", "daemon-reload"}, underscore(cmds)...)
+	if diff := cmp.Diff(want, calls()); diff != "" {
+		t.Errorf("systemctl calls of the replacing install (-want +got):\n%s", diff)
+	}
+	imdsd(0, "install", "--source", "dev", "--ipv6", "--socket-activation")
+	if c := calls(); len(c) > 0 {
+		t.Errorf("same install again ran systemctl %q", c)
+	}
+
+	// What ExecStartPre= does at start, then uninstall takes it all away.
+	imdsd(0, "alias", "add", "169.254.169.254", "fd00:ec2::254")
+	if lo := sh(t, "ip", "addr", "show", "dev", "lo"); !strings.Contains(lo, "169.254.169.254/32") || !strings.Contains(lo, "fd00:ec2::254/128") {
+		t.Fatalf("alias add: lo has\n%s", lo)
+	}
+	imdsd(0, "uninstall")
+	want = []string{"disable_--now_imdsd.socket", "stop_imdsd.service", "disable_imdsd.service", "daemon-reload", "daemon-reload"}
+	if diff := cmp.Diff(want, calls()); diff != "" {
+		t.Errorf("systemctl calls of uninstall (-want +got):\n%s", diff)
+	}
+	absent(install.SystemdUnitPath)
+	absent(install.SystemdSocketPath)
+	if lo := sh(t, "ip", "addr", "show", "dev", "lo"); strings.Contains(lo, "169.254.169.254") || strings.Contains(lo, "fd00:ec2::254") {
+		t.Errorf("uninstall left an alias: lo has\n%s", lo)
+	}
+	if out := imdsd(0, "uninstall"); !strings.Contains(out, "not installed") {
+		t.Errorf("second uninstall: %s", out)
+	}
+	if c := calls(); len(c) > 0 {
+		t.Errorf("second uninstall ran systemctl %q", c)
+	}
+	// Not installed: start says so.
+	if out := imdsd(1, "start"); !strings.Contains(out, "not installed") {
+		t.Errorf("start after uninstall: %s", out)
+	}
+}

@@ -1,0 +1,710 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kardianos/service"
+
+	"github.com/imdsd/imdsd/install"
+)
+
+var updateGolden = flag.Bool("update-golden", false, "rewrite daemon/testdata/*.golden from the current output")
+
+const testExe = "/usr/local/bin/imdsd"
+
+// fakeService is a kardianos service.Service that records the calls made
+// to it; Install writes the planned unit under root, as kardianos writes
+// the real one, and Uninstall removes it.
+type fakeService struct {
+	t     *testing.T
+	root  string
+	unit  install.File
+	calls []string
+	fail  map[string]error
+}
+
+func (f *fakeService) call(name string) error {
+	f.calls = append(f.calls, name)
+	return f.fail[name]
+}
+func (f *fakeService) Run() error   { return f.call("Run") }
+func (f *fakeService) Start() error { return f.call("Start") }
+func (f *fakeService) Stop() error  { return f.call("Stop") }
+func (f *fakeService) Restart() error {
+	return f.call("Restart")
+}
+func (f *fakeService) Install() error {
+	if err := f.call("Install"); err != nil {
+		return err
+	}
+	p := f.root + f.unit.Path
+	if _, err := os.Stat(p); err == nil {
+		return errors.New("Init already exists: " + f.unit.Path)
+	}
+	return os.WriteFile(p, []byte(f.unit.Content), f.unit.Mode)
+}
+func (f *fakeService) Uninstall() error {
+	if err := f.call("Uninstall"); err != nil {
+		return err
+	}
+	return os.Remove(f.root + f.unit.Path)
+}
+func (f *fakeService) Logger(chan<- error) (service.Logger, error)       { return nil, nil }
+func (f *fakeService) SystemLogger(chan<- error) (service.Logger, error) { return nil, nil }
+func (f *fakeService) String() string                                    { return "imdsd" }
+func (f *fakeService) Platform() string                                  { return "linux-systemd" }
+func (f *fakeService) Status() (service.Status, error) {
+	f.calls = append(f.calls, "Status")
+	return service.StatusUnknown, service.ErrNotInstalled
+}
+
+// recorder is a fake install.Runner: it records argv and answers "" (so
+// a loopback listing shows no alias).
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+	reply func(argv string) ([]byte, error)
+}
+
+func (r *recorder) run(_ context.Context, name string, args ...string) ([]byte, error) {
+	argv := strings.Join(append([]string{name}, args...), " ")
+	r.mu.Lock()
+	r.calls = append(r.calls, argv)
+	r.mu.Unlock()
+	if r.reply != nil {
+		return r.reply(argv)
+	}
+	return nil, nil
+}
+
+// testEnv is a Linux host with systemd under root, as uid euid. The
+// service the commands build is svc, whose unit is the one planned for
+// args.
+type testEnv struct {
+	svcEnv
+	svc *fakeService
+	rec *recorder
+}
+
+func newTestEnv(t *testing.T, euid int) *testEnv {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the install commands are tested with Linux's service manager and alias commands")
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	te := &testEnv{svc: &fakeService{t: t, root: root}, rec: &recorder{}}
+	te.svcEnv = svcEnv{
+		goos:       "linux",
+		euid:       func() int { return euid },
+		executable: func() (string, error) { return testExe, nil },
+		run:        te.rec.run,
+		newService: func(_ service.Interface, c *service.Config) (service.Service, error) {
+			// The options ServiceConfig was given, read back from c; the
+			// arguments are plain in these tests, so escaping them again
+			// changes nothing.
+			o := install.ServiceOptions{
+				UserName:         c.UserName,
+				IPv6:             strings.Contains(c.Option["SystemdScript"].(string), "alias add 169.254.169.254 fd00:ec2::254"),
+				SocketActivation: slices.Contains(c.Dependencies, "Requires=imdsd.socket"),
+			}
+			files, _, err := install.Plan("linux", testExe, c.Arguments[1:], o)
+			if err != nil {
+				return nil, err
+			}
+			te.svc.unit, _ = serviceFiles(files)
+			return te.svc, nil
+		},
+		platform: func() string { return "linux-systemd" },
+		root:     root,
+	}
+	return te
+}
+
+var execStartRE = regexp.MustCompile(`(?m)^ExecStart=.*$`)
+
+func (te *testEnv) cmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx := context.Background()
+	getenv := func(string) string { return "" }
+	switch args[0] {
+	case "install":
+		code = te.install(ctx, args[1:], getenv, &out, &errOut)
+	case "uninstall":
+		code = te.uninstall(ctx, args[1:], &out, &errOut)
+	case "alias":
+		code = te.alias(ctx, args[1:], &out, &errOut)
+	default:
+		code = te.control(args[0], args[1:], &out, &errOut)
+	}
+	return code, out.String(), errOut.String()
+}
+
+// section is the text of a file in dry-run output.
+func section(t *testing.T, out, path string) string {
+	t.Helper()
+	start := strings.Index(out, "# ---- write "+path+" (mode 0644) ----\n")
+	end := strings.Index(out, "# ---- end of "+path+" ----\n")
+	if start < 0 || end < start {
+		t.Fatalf("dry-run output has no section for %s:\n%s", path, out)
+	}
+	return out[strings.Index(out[start:], "\n")+start+1 : end]
+}
+
+func readGolden(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+const roleArgs = "--source assume-role --role-arn arn:aws:iam::123456789012:role/dev"
+
+func TestInstallDryRun(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       string
+		wantExec   string
+		unitGolden string // the unit of install/testdata with another ExecStart=
+		sockGolden string
+		wantCmds   string
+		golden     string // the whole output, in daemon/testdata
+	}{
+		{
+			name:       "default",
+			args:       roleArgs,
+			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--source" "assume-role" "--role-arn" "arn:aws:iam::123456789012:role/dev" "--listen" "169.254.169.254:80"`,
+			unitGolden: "linux-imdsd.service.golden",
+			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\n",
+			golden:     "install-dry-run.golden",
+		},
+		{
+			name:       "ipv6 and socket activation",
+			args:       "--ipv6 --socket-activation --source dev",
+			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--source" "dev" "--listen" "169.254.169.254:80" "--listen" "[fd00:ec2::254]:80"`,
+			unitGolden: "linux-ipv6-socket-imdsd.service.golden",
+			sockGolden: "linux-ipv6-socket-imdsd.socket.golden",
+			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\nsystemctl enable imdsd.socket\n",
+		},
+		{
+			name:       "listen given, a user, characters systemd would expand",
+			args:       `--user alice --listen 127.0.0.1:8169 --source assume-role --role-arn arn:aws:iam::123456789012:role/dev --mfa-serial arn:aws:iam::123456789012:mfa/a --mfa-command x"%$HOME\`,
+			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--listen" "127.0.0.1:8169" "--source" "assume-role" "--role-arn" "arn:aws:iam::123456789012:role/dev" "--mfa-serial" "arn:aws:iam::123456789012:mfa/a" "--mfa-command" "x\"%%$$HOME\\"`,
+			unitGolden: "linux-imdsd.service.golden",
+			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			te := newTestEnv(t, 1000) // --dry-run needs no root
+			te.newService = func(service.Interface, *service.Config) (service.Service, error) {
+				t.Fatal("--dry-run built a service")
+				return nil, nil
+			}
+			args := append([]string{"install", "--dry-run"}, strings.Fields(tc.args)...)
+			code, out, errOut := te.cmd(t, args...)
+			if code != exitOK || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			unit := section(t, out, install.SystemdUnitPath)
+			want := readGolden(t, filepath.Join("..", "install", "testdata", tc.unitGolden))
+			want = execStartRE.ReplaceAllLiteralString(want, tc.wantExec)
+			if strings.Contains(tc.args, "--user") {
+				want = strings.Replace(want, "User=imdsd\n", "User=alice\n", 1)
+			}
+			if diff := cmp.Diff(want, unit); diff != "" {
+				t.Errorf("unit (-want +got):\n%s", diff)
+			}
+			if tc.sockGolden != "" {
+				sock := section(t, out, install.SystemdSocketPath)
+				if diff := cmp.Diff(readGolden(t, filepath.Join("..", "install", "testdata", tc.sockGolden)), sock); diff != "" {
+					t.Errorf("socket unit (-want +got):\n%s", diff)
+				}
+			} else if strings.Contains(out, install.SystemdSocketPath) {
+				t.Errorf("dry-run without --socket-activation mentions %s", install.SystemdSocketPath)
+			}
+			if !strings.Contains(out, "# ---- run ----\n"+tc.wantCmds+"\n") {
+				t.Errorf("dry-run commands: want\n%s\nin\n%s", tc.wantCmds, out)
+			}
+			if len(te.rec.calls) > 0 {
+				t.Errorf("dry-run ran %q", te.rec.calls)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(te.root, "etc/systemd/system")); len(entries) > 0 {
+				t.Errorf("dry-run wrote %v", entries)
+			}
+			if tc.golden != "" {
+				path := filepath.Join("testdata", tc.golden)
+				if *updateGolden {
+					if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if diff := cmp.Diff(readGolden(t, path), out); diff != "" {
+					t.Errorf("%s (-want +got; -update-golden accepts it):\n%s", path, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestInstallDryRunTouchesNothing runs the dry-run on this host's real
+// paths: nothing may appear in /etc/systemd/system.
+func TestInstallDryRunTouchesNothing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux paths")
+	}
+	paths := []string{install.SystemdUnitPath, install.SystemdSocketPath}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			t.Skipf("%s exists on this host already", p)
+		}
+	}
+	e := hostSvcEnv()
+	rec := &recorder{}
+	e.run = rec.run
+	e.newService = func(service.Interface, *service.Config) (service.Service, error) {
+		t.Fatal("--dry-run built a service")
+		return nil, nil
+	}
+	var out, errOut bytes.Buffer
+	args := []string{"--dry-run", "--socket-activation", "--ipv6", "--source", "dev"}
+	if code := e.install(context.Background(), args, func(string) string { return "" }, &out, &errOut); code != exitOK {
+		t.Fatalf("install --dry-run: exit %d: %s", code, errOut.String())
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			os.Remove(p)
+			t.Errorf("install --dry-run created %s", p)
+		}
+	}
+	if len(rec.calls) > 0 {
+		t.Errorf("install --dry-run ran %q", rec.calls)
+	}
+}
+
+func TestInstallRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		euid int
+		args []string
+		code int
+		want string // exact stderr
+	}{
+		{"not root", 1000, strings.Fields(roleArgs), exitError,
+			"imdsd install: must run as root (sudo imdsd install …)\n"},
+		{"invalid configuration", 0, []string{"--source", "assume-role", "--token-mode", "v1"}, exitUsage,
+			"imdsd install: invalid configuration:\n" +
+				"  token_mode: must be required or optional (got \"v1\")\n" +
+				"  role_arn: required by source assume-role\n"},
+		{"invalid configuration, dry run", 1000, []string{"--dry-run", "--listen", "0.0.0.0"}, exitUsage,
+			"imdsd install: invalid configuration:\n" +
+				"  listen: must be host:port with an IP address or localhost, e.g. 127.0.0.1:8169 or [::1]:8169 (got \"0.0.0.0\")\n"},
+		{"socket activation with listen", 0, []string{"--socket-activation", "--listen", "127.0.0.1:80"}, exitUsage,
+			"imdsd install: --socket-activation: the service serves what imdsd.socket binds (169.254.169.254:80); drop --listen\n"},
+		{"stray argument", 0, []string{"dev"}, exitUsage,
+			"imdsd install: unexpected argument \"dev\": imdsd install takes flags only\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			te := newTestEnv(t, tc.euid)
+			code, out, errOut := te.cmd(t, append([]string{"install"}, tc.args...)...)
+			if code != tc.code || errOut != tc.want {
+				t.Errorf("exit %d, stderr\n%s\nwant exit %d, stderr\n%s", code, errOut, tc.code, tc.want)
+			}
+			if out != "" || len(te.svc.calls) > 0 || len(te.rec.calls) > 0 {
+				t.Errorf("stdout %q, service calls %q, commands %q; want none", out, te.svc.calls, te.rec.calls)
+			}
+		})
+	}
+}
+
+func TestInstallIgnoresShellEnvironment(t *testing.T) {
+	te := newTestEnv(t, 0)
+	env := map[string]string{"IMDSD_SOURCE": "assume-role", "IMDSD_ROLE_ARN": "arn:aws:iam::123456789012:role/dev"}
+	var out, errOut bytes.Buffer
+	// Valid with the variables, but the service would not see them: it
+	// would run the dev source. Install validates what the service runs.
+	code := te.install(context.Background(), []string{"--dry-run"}, func(k string) string { return env[k] }, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if want := "imdsd install: ignoring IMDSD_SOURCE, IMDSD_ROLE_ARN: the service does not inherit this shell's environment; use flags or the config file\n"; errOut.String() != want {
+		t.Errorf("stderr = %q, want %q", errOut.String(), want)
+	}
+	if strings.Contains(out.String(), "assume-role") {
+		t.Errorf("the planned unit uses the shell's IMDSD_SOURCE:\n%s", out.String())
+	}
+}
+
+// TestInstallUninstallIdempotent: the same install twice changes nothing,
+// another one replaces the unit, uninstall removes everything twice over.
+func TestInstallUninstallIdempotent(t *testing.T) {
+	te := newTestEnv(t, 0)
+	unitPath := filepath.Join(te.root, install.SystemdUnitPath)
+	sockPath := filepath.Join(te.root, install.SystemdSocketPath)
+	step := func(wantCode int, wantOut, wantCalls string, wantCmds []string, args ...string) {
+		t.Helper()
+		te.svc.calls, te.rec.calls = nil, nil
+		code, out, errOut := te.cmd(t, args...)
+		if code != wantCode || !strings.Contains(out, wantOut) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q", args, code, out, errOut, wantCode, wantOut)
+		}
+		if got := strings.Join(te.svc.calls, " "); got != wantCalls {
+			t.Errorf("%v: service calls %q, want %q", args, got, wantCalls)
+		}
+		if diff := cmp.Diff(wantCmds, te.rec.calls); diff != "" {
+			t.Errorf("%v: commands (-want +got):\n%s", args, diff)
+		}
+	}
+	unit := func() string { return readGolden(t, unitPath) }
+
+	step(0, "installed the imdsd service (/etc/systemd/system/imdsd.service)", "Install", nil, "install", "--source", "dev")
+	first := unit()
+	if !strings.Contains(first, `"run" "--source" "dev" "--listen" "169.254.169.254:80"`) {
+		t.Errorf("installed unit:\n%s", first)
+	}
+	step(0, "installed already with these settings; nothing changed", "", nil, "install", "--source", "dev")
+	step(0, "replaced the imdsd service", "Uninstall Install", []string{"systemctl enable imdsd.socket"},
+		"install", "--source", "dev", "--socket-activation")
+	if unit() == first {
+		t.Error("install with other flags left the unit as it was")
+	}
+	if _, err := os.Stat(sockPath); err != nil {
+		t.Errorf("socket activation: %v", err)
+	}
+	step(0, "nothing changed", "", nil, "install", "--source", "dev", "--socket-activation")
+	// Back without socket activation: the socket goes.
+	step(0, "replaced", "Uninstall Install", []string{"systemctl disable --now imdsd.socket", "systemctl daemon-reload"},
+		"install", "--source", "dev")
+	if _, err := os.Stat(sockPath); err == nil {
+		t.Error("imdsd.socket stayed after an install without socket activation")
+	}
+	step(0, "replaced", "Uninstall Install", []string{"systemctl enable imdsd.socket"}, "install", "--source", "dev", "--socket-activation")
+
+	aliasCmds := []string{"ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo"}
+	step(0, "removed the imdsd service and the loopback aliases", "Stop Uninstall",
+		append([]string{"systemctl disable --now imdsd.socket", "systemctl daemon-reload"}, aliasCmds...), "uninstall")
+	for _, p := range []string{unitPath, sockPath} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("uninstall left %s", p)
+		}
+	}
+	step(0, "imdsd was not installed", "", aliasCmds, "uninstall")
+}
+
+func TestUninstallDryRun(t *testing.T) {
+	te := newTestEnv(t, 1000)
+	if err := os.WriteFile(filepath.Join(te.root, install.SystemdUnitPath), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(te.root, install.SystemdSocketPath), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := te.cmd(t, "uninstall", "--dry-run")
+	want := `# imdsd uninstall --dry-run: nothing was changed. As root, imdsd uninstall would:
+systemctl disable --now imdsd.socket
+systemctl stop imdsd.service
+systemctl disable imdsd.service
+rm /etc/systemd/system/imdsd.service
+systemctl daemon-reload
+rm /etc/systemd/system/imdsd.socket
+systemctl daemon-reload
+imdsd alias remove 169.254.169.254 fd00:ec2::254
+`
+	if code != exitOK || out != want {
+		t.Errorf("exit %d, stdout\n%s\nstderr %s\nwant\n%s", code, out, errOut, want)
+	}
+	if len(te.svc.calls) > 0 || len(te.rec.calls) > 0 {
+		t.Errorf("dry run called %q, ran %q", te.svc.calls, te.rec.calls)
+	}
+	if code, _, errOut := te.cmd(t, "uninstall"); code != exitError || errOut != "imdsd uninstall: must run as root (sudo imdsd uninstall)\n" {
+		t.Errorf("uninstall as uid 1000: exit %d, %q", code, errOut)
+	}
+}
+
+func TestControl(t *testing.T) {
+	te := newTestEnv(t, 0)
+	if code, _, errOut := te.cmd(t, "start"); code != exitError || errOut != "imdsd start: imdsd is not installed: sudo imdsd install first\n" {
+		t.Errorf("start, not installed: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := te.cmd(t, "install", "--source", "dev"); code != exitOK {
+		t.Fatalf("install: %s", errOut)
+	}
+	for _, action := range []string{"start", "stop", "restart"} {
+		te.svc.calls = nil
+		code, out, _ := te.cmd(t, action)
+		if code != exitOK || !strings.HasPrefix(out, "imdsd "+action+": ") {
+			t.Errorf("%s: exit %d, %q", action, code, out)
+		}
+		if want := strings.ToUpper(action[:1]) + action[1:]; strings.Join(te.svc.calls, " ") != want {
+			t.Errorf("%s: service calls %q, want %q", action, te.svc.calls, want)
+		}
+	}
+	te.svc.fail = map[string]error{"Start": errors.New(`"systemctl start imdsd.service" failed: exit status 1, Job for imdsd.service failed`)}
+	code, _, errOut := te.cmd(t, "start")
+	want := "imdsd start: \"systemctl start imdsd.service\" failed: exit status 1, Job for imdsd.service failed\n  see: journalctl -u imdsd, and imdsd status\n"
+	if code != exitError || errOut != want {
+		t.Errorf("failed start: exit %d, stderr\n%s\nwant\n%s", code, errOut, want)
+	}
+	if code, _, _ := te.cmd(t, "stop", "now"); code != exitUsage {
+		t.Errorf("stop now: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestAlias(t *testing.T) {
+	const (
+		show4 = "ip -o -4 addr show dev lo"
+		show6 = "ip -o -6 addr show dev lo"
+	)
+	tests := []struct {
+		name     string
+		args     string
+		present  bool   // both addresses are on lo at first
+		fail     string // the output of a failing add or del
+		code     int
+		wantCmds []string
+		wantOut  string
+		wantErr  string
+	}{
+		{name: "add", args: "add", code: exitOK,
+			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo"},
+			wantOut:  "imdsd alias add: 169.254.169.254 is on the loopback interface\n"},
+		{name: "add present", args: "add", present: true, code: exitOK,
+			wantCmds: []string{show4}},
+		{name: "add ipv6", args: "add --ipv6", code: exitOK,
+			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo", show6, "ip -6 addr add fd00:ec2::254/128 dev lo nodad"}},
+		{name: "add both, as the unit does", args: "add 169.254.169.254 fd00:ec2::254", code: exitOK,
+			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo", show6, "ip -6 addr add fd00:ec2::254/128 dev lo nodad"}},
+		{name: "remove present", args: "remove --ipv6", present: true, code: exitOK,
+			wantCmds: []string{show4, "ip addr del 169.254.169.254/32 dev lo", show6, "ip -6 addr del fd00:ec2::254/128 dev lo"},
+			wantOut:  "imdsd alias remove: 169.254.169.254 is not on the loopback interface\nimdsd alias remove: fd00:ec2::254 is not on the loopback interface\n"},
+		{name: "remove absent", args: "remove", code: exitOK, wantCmds: []string{show4}},
+		{name: "not root", args: "add", fail: "RTNETLINK answers: Operation not permitted", code: exitError,
+			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo", show4},
+			wantErr:  "imdsd alias add: add alias 169.254.169.254: ip addr add 169.254.169.254/32 dev lo: exit status 2: RTNETLINK answers: Operation not permitted (adding an address to lo needs CAP_NET_ADMIN: run as root)\n"},
+		{name: "bad address", args: "add 169.254.169.300", code: exitUsage,
+			wantErr: "imdsd alias add: address: must be an IP address such as 169.254.169.254 (got \"169.254.169.300\")\n"},
+		{name: "not link-local", args: "add 10.0.0.1", code: exitError, wantCmds: nil,
+			wantErr: "imdsd alias add: alias 10.0.0.1: must be IPv4 link-local (169.254.0.0/16) or IPv6 unique-local (fc00::/7)\n"},
+		{name: "no verb", args: "", code: exitUsage},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			te := newTestEnv(t, 0)
+			on := map[string]bool{}
+			if tc.present {
+				on["169.254.169.254/32"], on["fd00:ec2::254/128"] = true, true
+			}
+			te.rec.reply = func(argv string) ([]byte, error) {
+				f := strings.Fields(argv)
+				switch {
+				case strings.Contains(argv, " show "):
+					var out string
+					for a := range on {
+						if on[a] {
+							out += "1: lo    inet " + a + " scope global lo\n"
+						}
+					}
+					return []byte(out), nil
+				case tc.fail != "":
+					return []byte(tc.fail), errors.New("exit status 2")
+				}
+				for i, w := range f { // ip [-6] addr add|del ADDR dev lo
+					if w == "add" || w == "del" {
+						on[f[i+1]] = w == "add"
+					}
+				}
+				return nil, nil
+			}
+			code, out, errOut := te.cmd(t, append([]string{"alias"}, strings.Fields(tc.args)...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tc.code, errOut)
+			}
+			if diff := cmp.Diff(tc.wantCmds, te.rec.calls); diff != "" {
+				t.Errorf("commands (-want +got):\n%s", diff)
+			}
+			if tc.wantOut != "" && out != tc.wantOut {
+				t.Errorf("stdout %q, want %q", out, tc.wantOut)
+			}
+			if tc.wantErr != "" && errOut != tc.wantErr {
+				t.Errorf("stderr\n%q\nwant\n%q", errOut, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestSplitInstallArgs(t *testing.T) {
+	tests := []struct {
+		args, own, run string
+	}{
+		{"--dry-run --source dev", "--dry-run", "--source dev"},
+		{"--user alice --source=dev --ipv6", "--user alice --ipv6", "--source=dev"},
+		{"-user=bob -socket-activation=true", "-user=bob -socket-activation=true", ""},
+		// A run flag's value that looks like an install flag stays a value.
+		{"--role-session-name --user --dry-run", "--dry-run", "--role-session-name --user"},
+		{"--allow-short-duration --ipv6", "--ipv6", "--allow-short-duration"},
+		{"--help", "--help", ""},
+		{"--source dev stray --dry-run", "", "--source dev stray --dry-run"},
+	}
+	for _, tc := range tests {
+		own, run := splitInstallArgs(strings.Fields(tc.args))
+		if strings.Join(own, " ") != tc.own || strings.Join(run, " ") != tc.run {
+			t.Errorf("splitInstallArgs(%q) = %q, %q; want %q, %q", tc.args, own, run, tc.own, tc.run)
+		}
+	}
+}
+
+func TestServiceCommandsHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"install", "--help"}, {"uninstall", "--help"}, {"alias", "--help"}, {"alias", "add", "-h"},
+		{"start", "--help"}, {"stop", "--help"}, {"restart", "--help"},
+	} {
+		code, out, errOut := runArgs(args...)
+		if code != exitOK || !strings.Contains(out+errOut, "Examples:") {
+			t.Errorf("%v: exit %d, output %q", args, code, out+errOut)
+		}
+	}
+	code, _, errOut := runArgs("install", "--help")
+	if code != exitOK || !strings.Contains(errOut, "--dry-run") || !strings.Contains(errOut, "-role-arn") {
+		t.Errorf("install --help lists neither its flags nor the run flags: %q", errOut)
+	}
+}
+
+// TestProgramStartStop runs the real imdsd run as a kardianos program:
+// Start returns at once, the endpoint serves, Stop drains it within
+// programStopWait and run ends with exit status 0.
+func TestProgramStartStop(t *testing.T) {
+	var stdout, stderr syncBuffer
+	args := []string{"--source", "dev", "--listen", "127.0.0.1:0", "--admin-socket", filepath.Join(t.TempDir(), "admin.sock"), "--log-format", "json"}
+	p := newProgram(func(ctx context.Context) int {
+		return cmdRun(ctx, args, func(string) string { return "" }, &stdout, &stderr)
+	}, programStopWait)
+	start := time.Now()
+	if err := p.Start(nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Start took %s; it must return at once", d)
+	}
+	var endpoint string
+	for deadline := time.Now().Add(10 * time.Second); endpoint == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, after, ok := strings.Cut(stdout.String(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="); ok {
+			endpoint = strings.TrimSpace(after)
+		}
+	}
+	if endpoint == "" {
+		t.Fatalf("no endpoint printed; log:\n%s", stderr.String())
+	}
+	req, _ := http.NewRequest(http.MethodPut, endpoint+"latest/api/token", nil)
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token PUT: %s", resp.Status)
+	}
+	start = time.Now()
+	if err := p.Stop(nil); err != nil {
+		t.Errorf("Stop = %v", err)
+	}
+	if d := time.Since(start); d > programStopWait {
+		t.Errorf("Stop took %s, more than %s", d, programStopWait)
+	}
+	if code := p.exitCode(); code != exitOK {
+		t.Errorf("exit code %d, want 0; log:\n%s", code, stderr.String())
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(endpoint, "http://"), "/")
+	if c, err := net.Dial("tcp", host); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections after Stop", host)
+	}
+}
+
+// TestProgramStopBounded: Stop returns after stopWait even when run does
+// not end, and says so.
+func TestProgramStopBounded(t *testing.T) {
+	release := make(chan struct{})
+	p := newProgram(func(ctx context.Context) int {
+		<-ctx.Done()
+		<-release // a drain that takes too long
+		return exitOK
+	}, 50*time.Millisecond)
+	if err := p.Stop(nil); err != nil {
+		t.Errorf("Stop before Start = %v, want nil", err)
+	}
+	_ = p.Start(nil)
+	start := time.Now()
+	err := p.Stop(nil)
+	if err == nil || !strings.Contains(err.Error(), "still draining") {
+		t.Errorf("Stop = %v, want a still-draining error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Stop took %s", d)
+	}
+	if code := p.exitCode(); code != exitError {
+		t.Errorf("exitCode while running = %d, want %d", code, exitError)
+	}
+	close(release)
+	<-p.done
+	if code := p.exitCode(); code != exitOK {
+		t.Errorf("exitCode = %d, want 0", code)
+	}
+}
+
+// fakeRunService is the service manager of runProgram: Run calls Start,
+// waits for the stop request, then calls Stop, as kardianos's Run does.
+type fakeRunService struct {
+	fakeService
+	p    *program
+	stop chan struct{}
+}
+
+func (f *fakeRunService) Run() error {
+	if err := f.p.Start(f); err != nil {
+		return err
+	}
+	<-f.stop
+	return f.p.Stop(f)
+}
+
+func TestRunProgram(t *testing.T) {
+	t.Run("stopped by the manager", func(t *testing.T) {
+		p := newProgram(func(ctx context.Context) int { <-ctx.Done(); return exitOK }, time.Second)
+		f := &fakeRunService{p: p, stop: make(chan struct{})}
+		close(f.stop)
+		if code := runProgram(p, func(*program) (service.Service, error) { return f, nil }, io.Discard); code != exitOK {
+			t.Errorf("exit %d, want 0", code)
+		}
+	})
+	t.Run("run ends by itself", func(t *testing.T) {
+		p := newProgram(func(context.Context) int { return exitUsage }, time.Second)
+		f := &fakeRunService{p: p, stop: make(chan struct{})} // never stopped
+		if code := runProgram(p, func(*program) (service.Service, error) { return f, nil }, io.Discard); code != exitUsage {
+			t.Errorf("exit %d, want %d", code, exitUsage)
+		}
+		close(f.stop)
+	})
+}
