@@ -181,18 +181,23 @@ func aliasAddrs(args []string, ipv6 bool) ([]netip.Addr, error) {
 }
 
 func (e svcEnv) alias(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	newFlags := func(name string) (*flag.FlagSet, *bool) {
+		fset := newFlagSet(name, aliasHelp, stderr)
+		return fset, fset.Bool("ipv6", false, "also fd00:ec2::254")
+	}
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
+		fset, _ := newFlags("imdsd alias")
 		if len(args) > 0 && isHelp(args[0]) {
-			fmt.Fprint(stdout, aliasHelp)
+			fset.SetOutput(stdout)
+			fset.Usage()
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "imdsd alias: want add or remove\n\n%s", aliasHelp)
+		fmt.Fprintf(stderr, "imdsd alias: want add or remove (see imdsd alias --help)\n")
 		return exitUsage
 	}
 	op := args[0]
 	name := "imdsd alias " + op
-	fset := newFlagSet(name, aliasHelp, stderr)
-	ipv6 := fset.Bool("ipv6", false, "also fd00:ec2::254")
+	fset, ipv6 := newFlags(name)
 	if code, ok := parseCommandFlags(fset, args[1:]); !ok {
 		return code
 	}
@@ -230,7 +235,7 @@ func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
 	fset := flag.NewFlagSet(name, flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.Usage = func() {
-		fmt.Fprint(stderr, help)
+		fmt.Fprint(fset.Output(), help)
 		fset.PrintDefaults()
 	}
 	return fset
@@ -297,14 +302,16 @@ func splitInstallArgs(args []string) (own, run []string) {
 	return own, run
 }
 
-// hasFlag reports whether args (run flags, split as above) set the flag.
+// hasFlag reports whether the run flags args set the flag name. Flags that
+// do not parse set nothing here; loadConfig reports them.
 func hasFlag(args []string, name string) bool {
-	for _, a := range args {
-		if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && n == name {
-			return true
-		}
-	}
-	return false
+	var c Config
+	var path string
+	fset := newRunFlagSet("imdsd run", &c, &path, io.Discard, "")
+	_ = fset.Parse(args)
+	found := false
+	fset.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 // serviceGetenv is the environment the installed service will see of
@@ -507,9 +514,13 @@ func (e svcEnv) doInstall(o install.ServiceOptions, exe string, runArgs []string
 		verb = "replaced"
 	}
 	fmt.Fprintf(stdout, "imdsd install: %s the imdsd service (%s): %s\n", verb, where, strings.Join(append([]string{exe, "run"}, runArgs...), " "))
-	if replaced {
+	switch {
+	case replaced && e.goos == "darwin":
+		// launchd's uninstall unloaded (stopped) it.
+		fmt.Fprintf(stdout, "Start it again with: sudo imdsd start\n")
+	case replaced:
 		fmt.Fprintf(stdout, "Restart it to apply the new settings: sudo imdsd restart\n")
-	} else {
+	default:
 		fmt.Fprintf(stdout, "Start it with: sudo imdsd start\n")
 	}
 	return nil

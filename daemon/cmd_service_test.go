@@ -567,6 +567,17 @@ func TestSplitInstallArgs(t *testing.T) {
 		{"--help", "--help", ""},
 		{"--source dev stray --dry-run", "", "--source dev stray --dry-run"},
 	}
+	for args, want := range map[string]bool{
+		"--listen 127.0.0.1:80":         true,
+		"--listen=127.0.0.1:80":         true,
+		"--role-session-name --listen":  false,
+		"--source dev":                  false,
+		"--bogus --listen 127.0.0.1:80": false, // loadConfig reports --bogus
+	} {
+		if got := hasFlag(strings.Fields(args), "listen"); got != want {
+			t.Errorf("hasFlag(%q, listen) = %v, want %v", args, got, want)
+		}
+	}
 	for _, tc := range tests {
 		own, run := splitInstallArgs(strings.Fields(tc.args))
 		if strings.Join(own, " ") != tc.own || strings.Join(run, " ") != tc.run {

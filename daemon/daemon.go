@@ -287,15 +287,30 @@ func sameSource(a, b Config) bool {
 	return reflect.DeepEqual(strip(a), strip(b))
 }
 
+// listenAll binds addrs, or takes them from systemd when it passed them
+// (socket activation: imdsd.socket); sockets passed but not asked for are
+// closed.
 func listenAll(addrs []string) ([]net.Listener, error) {
+	inherited, err := inheritedListeners(os.Getenv) // nil after the first call
+	if err != nil {
+		return nil, err
+	}
 	var lns []net.Listener
 	for _, addr := range addrs {
+		if ln, ok := inherited[addr]; ok {
+			lns = append(lns, ln)
+			delete(inherited, addr)
+			continue
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			closeAll(lns)
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		lns = append(lns, ln)
+	}
+	for _, ln := range inherited {
+		ln.Close()
 	}
 	return lns, nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -113,14 +114,19 @@ func TestInheritedListenersChild(t *testing.T) {
 		t.Errorf("second call = %v, want nil", again)
 	}
 	os.Stdout.WriteString("serving\n")
+	var wg sync.WaitGroup
 	for a, ln := range lns {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Write([]byte("hello from " + a + "\n"))
-		c.Close()
+		wg.Go(func() {
+			c, err := ln.Accept()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.Write([]byte("hello from " + a + "\n"))
+			c.Close()
+		})
 	}
+	wg.Wait()
 }
 
 func TestInheritedListenersNotOurs(t *testing.T) {

@@ -2,6 +2,7 @@ package install
 
 import (
 	"runtime"
+	"strings"
 
 	"github.com/kardianos/service"
 
@@ -81,9 +82,25 @@ func serviceConfig(goos, exe string, args []string, o ServiceOptions) *service.C
 		if o.SocketActivation {
 			c.Dependencies = append(c.Dependencies, "Requires=imdsd.socket", "After=imdsd.socket")
 		}
+		c.Arguments = systemdArgs(c.Arguments)
 		c.Option["SystemdScript"] = systemd.Service(so)
 		c.Option["Restart"] = "on-failure"
 		c.Option["ReloadSignal"] = "HUP"
 	}
 	return c
+}
+
+// systemdEscaper escapes what systemd would still interpret in an ExecStart=
+// word that kardianos's cmd function has put in double quotes (escaping
+// only the quote): backslashes (C escapes), % (unit specifiers) and $
+// (environment variables), so that an argument such as
+// --mfa-command 'date +%s' reaches imdsd run unchanged.
+var systemdEscaper = strings.NewReplacer(`\`, `\\`, `%`, `%%`, `$`, `$$`)
+
+func systemdArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = systemdEscaper.Replace(a)
+	}
+	return out
 }

@@ -62,7 +62,7 @@ func TestGolden(t *testing.T) {
 			return renderLaunchdPlist(serviceConfig("darwin", unixExe, darwinArgs, ServiceOptions{}), unixExe)
 		}},
 		{"windows-service.golden", func() (string, error) {
-			return renderWindowsService(serviceConfig("windows", winExe, winArgs, ServiceOptions{}), winExe), nil
+			return windowsGoldenHeader + renderWindowsService(serviceConfig("windows", winExe, winArgs, ServiceOptions{}), winExe), nil
 		}},
 	}
 	for _, tc := range tests {
