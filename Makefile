@@ -21,9 +21,10 @@ build:
 run: build
 	bin/imdsd run --source dev --listen 127.0.0.1:8169
 
-# The real clients the end-to-end suite drives, installed only when missing:
-# AWS CLI v2 and boto3 from Debian (absolute paths: a pyenv `aws`/`python3`
-# on PATH may be other versions), wrk for `make load`, the JS SDK v3 from
+# What the suite drives, installed only when missing: AWS CLI v2 and boto3
+# from Debian (absolute paths: a pyenv `aws`/`python3` on PATH may be other
+# versions), wrk for `make load`, iproute2 for the network-namespace tests,
+# systemd-analyze to verify the units, the JS SDK v3 from
 # e2e/js/package-lock.json.
 deps:
 	@missing=""; \
@@ -31,6 +32,7 @@ deps:
 	/usr/bin/python3 -c 'import boto3' 2>/dev/null || missing="$$missing python3-boto3"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
