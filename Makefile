@@ -41,9 +41,15 @@ deps:
 		npm ci --prefix e2e/js --no-audit --no-fund; \
 	fi
 
-# Quick start 2: the whole suite, real clients included.
+# Quick start 2: the whole suite, real clients included. As root it also
+# runs the privileged tests (loopback aliases and a service install, each
+# inside namespaces the tests create; the host is never changed).
 test: deps build
 	IMDSD_BIN=$(CURDIR)/bin/imdsd $(GO) test -race -count=1 ./...
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "IMDSD_TEST_ROOT=1 go test -tags integration ./install ./daemon"; \
+		IMDSD_TEST_ROOT=1 IMDSD_BIN=$(CURDIR)/bin/imdsd $(GO) test -race -count=1 -tags integration ./install ./daemon; \
+	else echo "not root: privileged tests (alias, install) skipped"; fi
 
 check: fmt-check vet staticcheck test tidy-check
 
