@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imdsd/imdsd/rotator"
+)
+
+// SIGTERM (ctx cancelled) drains: every request the server accepted gets
+// its whole answer, serve returns nil (exit 0), and afterwards nothing
+// listens.
+func TestShutdownDrains(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "imdsd-drain-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	c := defaultConfig()
+	c.Listen = []string{freeAddr(t)}
+	c.AdminSocket = filepath.Join(dir, "admin.sock")
+	c = c.withDefaults(noEnv)
+	d, err := newDaemon(c, rotator.NewDev(rotator.DevOptions{}), newLogger(io.Discard, "json", "info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.serve(ctx, io.Discard, nil, nil) }()
+	<-d.ready
+	base := "http://" + c.Listen[0]
+	token := putToken(t, base)
+
+	// Once a response starts, it must arrive whole; a request that gets no
+	// response at all (refused, or sent on a keep-alive connection the
+	// server was closing, which any HTTP server may do) was never taken.
+	var ok, untaken atomic.Int64
+	var stopping atomic.Bool
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Second}
+			for {
+				req, _ := http.NewRequest("GET", base+"/latest/meta-data/iam/security-credentials/imdsd-dev", nil)
+				req.Header.Set("X-aws-ec2-metadata-token", token)
+				resp, err := client.Do(req)
+				if err != nil {
+					if !stopping.Load() {
+						t.Errorf("before the shutdown: %v", err)
+					}
+					untaken.Add(1)
+					return
+				}
+				var doc map[string]string
+				err = json.NewDecoder(resp.Body).Decode(&doc)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || err != nil || doc["Code"] != "Success" {
+					t.Errorf("answer cut or wrong during the shutdown: status %d, %v", resp.StatusCode, err)
+					return
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	stopping.Store(true)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve() = %v, want nil", err)
+	}
+	wg.Wait()
+	t.Logf("%d complete answers, %d requests not taken after the shutdown began", ok.Load(), untaken.Load())
+	if ok.Load() == 0 {
+		t.Error("no request completed: the test proves nothing")
+	}
+}
