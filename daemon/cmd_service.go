@@ -95,8 +95,9 @@ Flags:
 const controlHelp = `Usage: imdsd %[1]s
 
 %[2]s the installed imdsd service through the service manager (systemctl,
-launchctl, the Windows service control manager). On Linux, start waits
-until imdsd holds its first credentials (up to 2 minutes).
+launchctl, the Windows service control manager). On Linux, starting waits
+until imdsd holds its first credentials (up to 2 minutes); stopping drains
+the requests in flight.
 
 Examples:
   sudo imdsd %[1]s
