@@ -109,7 +109,9 @@ type Config struct {
 }
 
 var (
-	roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	// Lengths are checked apart (see Validate): counted repetitions such
+	// as {1,255} compile to one instruction per count.
+	roleNameRE = regexp.MustCompile(`^[\w+=,.@-]+$`)
 	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
 	instanceRE = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
@@ -117,7 +119,7 @@ var (
 	imageRE    = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
 	macRE      = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
 	// Metadata values are written verbatim into text and JSON bodies.
-	plainRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,255}$`)
+	plainRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 )
 
 // WithDefaults returns c with every unset metadata field filled in.
@@ -197,7 +199,7 @@ func (c Config) Validate() error {
 	bad := func(field, rule, got string) {
 		errs = append(errs, fmt.Errorf("%s: %s (got %q)", field, rule, got))
 	}
-	if !roleNameRE.MatchString(c.RoleName) {
+	if !roleNameRE.MatchString(c.RoleName) || len(c.RoleName) > 64 {
 		bad("role_name", "1..64 characters of [A-Za-z0-9+=,.@_-]", c.RoleName)
 	}
 	// Zones derive from the region: with a bad region, report only it.
@@ -216,7 +218,7 @@ func (c Config) Validate() error {
 	if !instanceRE.MatchString(c.InstanceID) {
 		bad("instance_id", "i- and 17 lower-case hex digits", c.InstanceID)
 	}
-	if !plainRE.MatchString(c.InstanceType) {
+	if !plainRE.MatchString(c.InstanceType) || len(c.InstanceType) > 255 {
 		bad("instance_type", "an instance type such as t3.micro", c.InstanceType)
 	}
 	if !imageRE.MatchString(c.ImageID) {
@@ -225,7 +227,7 @@ func (c Config) Validate() error {
 	if a, err := netip.ParseAddr(c.LocalIPv4); err != nil || !a.Is4() {
 		bad("local_ipv4", "an IPv4 address", c.LocalIPv4)
 	}
-	if !plainRE.MatchString(c.Hostname) {
+	if !plainRE.MatchString(c.Hostname) || len(c.Hostname) > 255 {
 		bad("hostname", "a host name of [A-Za-z0-9.-]", c.Hostname)
 	}
 	if !macRE.MatchString(c.MAC) {

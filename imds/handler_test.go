@@ -519,3 +519,24 @@ func TestRequestStats(t *testing.T) {
 		t.Errorf("Each() (-want +got):\n%s", diff)
 	}
 }
+
+// Lengths are checked apart from the character classes.
+func TestConfigLengths(t *testing.T) {
+	for _, tc := range []struct {
+		mut  func(*imds.Config)
+		want string
+	}{
+		{func(c *imds.Config) { c.RoleName = strings.Repeat("r", 65) }, "role_name: 1..64 characters"},
+		{func(c *imds.Config) { c.Hostname = strings.Repeat("h", 256) }, "hostname: a host name"},
+		{func(c *imds.Config) { c.InstanceType = strings.Repeat("t", 256) }, "instance_type: an instance type"},
+	} {
+		c := imds.Config{RoleName: strings.Repeat("r", 64), Region: "us-east-1", Hostname: strings.Repeat("h", 255)}
+		if _, err := imds.NewHandler(c, zerolog.Nop()); err != nil {
+			t.Fatalf("NewHandler() at the limits = %v", err)
+		}
+		tc.mut(&c)
+		if _, err := imds.NewHandler(c, zerolog.Nop()); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("NewHandler() = %v, want %s…", err, tc.want)
+		}
+	}
+}

@@ -760,3 +760,25 @@ func FuzzDefaultRoleSessionName(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateARNNameLength(t *testing.T) {
+	role := func(name string) *sts.AssumeRoleInput {
+		return &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/" + name), RoleSessionName: aws.String("session")}
+	}
+	if err := rotator.ValidateAssumeRole(role(strings.Repeat("n", 64))); err != nil {
+		t.Errorf("64-character role name: %v", err)
+	}
+	if err := rotator.ValidateAssumeRole(role(strings.Repeat("n", 65))); err == nil || !strings.Contains(err.Error(), "an IAM role ARN such as") {
+		t.Errorf("65-character role name: %v, want the role ARN rule", err)
+	}
+	saml := func(name string) *sts.AssumeRoleWithSAMLInput {
+		return &sts.AssumeRoleWithSAMLInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/r"),
+			PrincipalArn: aws.String("arn:aws:iam::123456789012:saml-provider/" + name), SAMLAssertion: aws.String("PHNhbWw+")}
+	}
+	if err := rotator.ValidateAssumeRoleWithSAML(saml(strings.Repeat("p", 128))); err != nil {
+		t.Errorf("128-character provider name: %v", err)
+	}
+	if err := rotator.ValidateAssumeRoleWithSAML(saml(strings.Repeat("p", 129))); err == nil || !strings.Contains(err.Error(), "an IAM SAML provider ARN such as") {
+		t.Errorf("129-character provider name: %v, want the provider ARN rule", err)
+	}
+}
