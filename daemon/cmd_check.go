@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 )
 
 const checkHelp = `Usage: imdsd check-config [--config FILE] [run flags]
@@ -25,14 +24,11 @@ Flags:
 `
 
 func cmdCheckConfig(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	c, path, err := loadConfig("imdsd check-config", checkHelp, args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	c, path, _, loadErr, invalid := loadRunConfig(ctx, "imdsd check-config", checkHelp, args, getenv, stderr, hostDeps(getenv))
+	if errors.Is(loadErr, flag.ErrHelp) {
 		return exitOK
 	}
-	if err == nil {
-		_, err = buildSource(ctx, c, stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now})
-		err = errors.Join(c.Validate(), err)
-	}
+	err := errors.Join(loadErr, invalid)
 	if path == "" {
 		path = "no config file"
 	}

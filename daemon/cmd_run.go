@@ -25,18 +25,17 @@ var _ interface{ Publish(imds.Snapshot) } = (*imds.Handler)(nil)
 const drainTimeout = 10 * time.Second
 
 func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	c, _, err := loadConfig("imdsd run", runHelp, args, getenv, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "imdsd run: %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	deps := hostDeps(getenv)
+	deps.mfaInbox = rotator.NewMFAInbox(nil)
+	c, _, fetcher, loadErr, invalid := loadRunConfig(ctx, "imdsd run", runHelp, args, getenv, stderr, deps)
+	switch {
+	case errors.Is(loadErr, flag.ErrHelp):
+		return exitOK
+	case loadErr != nil:
+		fmt.Fprintf(stderr, "imdsd run: %s\n", strings.ReplaceAll(loadErr.Error(), "\n", "\n  "))
 		return exitUsage
-	}
-	deps := stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now, mfaInbox: rotator.NewMFAInbox(nil)}
-	fetcher, err := buildSource(ctx, c, deps)
-	if err = errors.Join(c.Validate(), err); err != nil {
-		fmt.Fprintf(stderr, "imdsd run: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	case invalid != nil:
+		fmt.Fprintf(stderr, "imdsd run: invalid configuration:\n  %s\n", strings.ReplaceAll(invalid.Error(), "\n", "\n  "))
 		return exitUsage
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
@@ -48,12 +47,8 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	d.inbox = deps.mfaInbox
 	// SIGHUP re-reads every layer (file, environment, the same flags).
 	reload := func(ctx context.Context) (Config, rotator.Fetcher, error) {
-		c, _, err := loadConfig("imdsd run", runHelp, args, getenv, io.Discard)
-		if err != nil {
-			return Config{}, nil, err
-		}
-		f, err := buildSource(ctx, c, deps)
-		if err = errors.Join(c.Validate(), err); err != nil {
+		c, _, f, loadErr, invalid := loadRunConfig(ctx, "imdsd run", runHelp, args, getenv, io.Discard, deps)
+		if err := errors.Join(loadErr, invalid); err != nil {
 			return Config{}, nil, err
 		}
 		return c, f, nil

@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/kardianos/service"
 
@@ -350,12 +349,8 @@ func settingEnvNames() []string {
 // or malformed flags and files), then the endpoint's settings and the
 // source's, STS parameters included, without calling STS (invalid).
 func checkRunConfig(ctx context.Context, name, help string, args []string, getenv func(string) string, stderr io.Writer) (c Config, loadErr, invalid error) {
-	c, _, err := loadConfig(name, help, args, getenv, stderr)
-	if err != nil {
-		return c, err, nil
-	}
-	_, err = buildSource(ctx, c, stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now})
-	return c, nil, errors.Join(c.Validate(), err)
+	c, _, _, loadErr, invalid = loadRunConfig(ctx, name, help, args, getenv, stderr, hostDeps(getenv))
+	return c, loadErr, invalid
 }
 
 func (e svcEnv) install(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imdsd/imdsd/rotator"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -399,4 +401,23 @@ func loadConfig(name, help string, args []string, getenv func(string) string, st
 		return Config{}, path, err
 	}
 	return c.withDefaults(getenv), path, nil
+}
+
+// loadRunConfig is loadConfig followed by every check imdsd run makes
+// before serving: the endpoint's settings, and the source's, STS parameters
+// included, building the source without calling STS. loadErr means a layer
+// could not be read (a usage error, or flag.ErrHelp); invalid lists every
+// problem of a configuration that was read.
+func loadRunConfig(ctx context.Context, name, help string, args []string, getenv func(string) string, stderr io.Writer, deps stsDeps) (c Config, path string, src rotator.Fetcher, loadErr, invalid error) {
+	c, path, err := loadConfig(name, help, args, getenv, stderr)
+	if err != nil {
+		return c, path, nil, err, nil
+	}
+	src, err = buildSource(ctx, c, deps)
+	return c, path, src, nil, errors.Join(c.Validate(), err)
+}
+
+// hostDeps are the STS dependencies of the real host.
+func hostDeps(getenv func(string) string) stsDeps {
+	return stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now}
 }
