@@ -416,8 +416,3 @@ func loadRunConfig(ctx context.Context, name, help string, args []string, getenv
 	src, err = buildSource(ctx, c, deps)
 	return c, path, src, nil, errors.Join(c.Validate(), err)
 }
-
-// hostDeps are the STS dependencies of the real host.
-func hostDeps(getenv func(string) string) stsDeps {
-	return stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now}
-}

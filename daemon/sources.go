@@ -63,6 +63,11 @@ type stsDeps struct {
 	mfaInbox *rotator.MFAInbox
 }
 
+// hostDeps are the STS dependencies of the real host.
+func hostDeps(getenv func(string) string) stsDeps {
+	return stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now}
+}
+
 // loadAWSConfig resolves base credentials from the SDK's default chain or
 // the profile, with IMDS disabled in that chain so imdsd never asks itself.
 func loadAWSConfig(ctx context.Context, c Config) (aws.Config, error) {
