@@ -53,6 +53,14 @@ type Config struct {
 	// AdminSocket is where the admin API listens (a unix socket; on
 	// Windows the token file of its loopback listener).
 	AdminSocket string
+
+	// Keys for the static source, or base credentials for the STS
+	// sources instead of the SDK's chain. Secrets: config file and
+	// IMDSD_* variables only, never flags (process arguments are visible
+	// to every user).
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
 }
 
 // Sources, in the order the help lists them.

@@ -158,13 +158,24 @@ func TestConfigLoadErrors(t *testing.T) {
 // unique.
 func TestSettingsTable(t *testing.T) {
 	keys, flags := map[string]bool{}, map[string]bool{}
+	secrets := 0
 	for _, s := range settings {
+		if s.flag == "" {
+			secrets++
+			keys[s.key] = true
+			continue
+		}
 		if keys[s.key] || flags[s.flag] {
 			t.Errorf("setting %s/%s listed twice", s.key, s.flag)
 		}
 		keys[s.key], flags[s.flag] = true, true
 		if s.key != strings.ReplaceAll(s.flag, "-", "_") && !strings.HasPrefix(s.key, strings.ReplaceAll(s.flag, "-", "_")) {
 			t.Errorf("key %q does not follow flag %q", s.key, s.flag)
+		}
+	}
+	for _, secret := range []string{"secret-access-key", "session-token", "access-key-id"} {
+		if flags[secret] {
+			t.Errorf("--%s is a flag: secrets must never be (process arguments are public)", secret)
 		}
 	}
 	var c Config
@@ -177,7 +188,7 @@ func TestSettingsTable(t *testing.T) {
 			t.Errorf("flag --%s has no config key", f.Name)
 		}
 	})
-	if n != len(settings)+1 {
+	if n != len(settings)-secrets+1 {
 		t.Errorf("%d flags for %d settings", n, len(settings))
 	}
 }

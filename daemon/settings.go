@@ -23,7 +23,7 @@ import (
 // every flag has a config key by construction.
 type setting struct {
 	key   string
-	flag  string
+	flag  string // "" for secrets: file and environment only
 	usage string
 	field func(*Config) any // *string, *[]string, *bool or *time.Duration
 }
@@ -64,6 +64,9 @@ var settings = []setting{
 	{"sts_region", "sts-region", "region of the STS endpoint (default: --region)", func(c *Config) any { return &c.STSRegion }},
 	{"sts_endpoint", "sts-endpoint", "STS endpoint URL (default: the regional endpoint)", func(c *Config) any { return &c.STSEndpoint }},
 	{"admin_socket", "admin-socket", "admin API socket for imdsd status, creds and mfa (default: $RUNTIME_DIRECTORY, /run/imdsd or the user's runtime directory)", func(c *Config) any { return &c.AdminSocket }},
+	{"access_key_id", "", "", func(c *Config) any { return &c.AccessKeyID }},
+	{"secret_access_key", "", "", func(c *Config) any { return &c.SecretAccessKey }},
+	{"session_token", "", "", func(c *Config) any { return &c.SessionToken }},
 }
 
 func envName(key string) string { return "IMDSD_" + strings.ToUpper(key) }
@@ -103,6 +106,9 @@ func newRunFlagSet(name string, c *Config, configPath *string, stderr io.Writer,
 	}
 	fs.StringVar(configPath, configFlag, *configPath, "config file (YAML; default "+defaultConfigPath()+" when it exists; env IMDSD_CONFIG)")
 	for _, s := range settings {
+		if s.flag == "" {
+			continue
+		}
 		switch p := s.field(c).(type) {
 		case *string:
 			fs.StringVar(p, s.flag, *p, s.usage)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	ec2imds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -90,6 +91,10 @@ func loadAWSConfig(ctx context.Context, c Config) (aws.Config, error) {
 	if c.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
 	}
+	if c.AccessKeyID != "" && c.Source != "profile" {
+		// Keys from the config file or IMDSD_* replace the SDK's chain.
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
@@ -154,6 +159,12 @@ func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, err
 			// Reported once: the STS checks below see STS's default.
 			c.Duration = 0
 		}
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		errs = append(errs, errors.New("access_key_id, secret_access_key: set both or neither (in the config file or IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY)"))
+	}
+	if c.AccessKeyID != "" && (c.Source == "dev" || c.Source == "profile") {
+		errs = append(errs, fmt.Errorf("access_key_id: not used by source %s; remove it", c.Source))
 	}
 	if c.MFACommand != "" && c.MFASerial == "" {
 		errs = append(errs, errors.New("mfa_command: needs mfa_serial, the device the codes are for"))
@@ -283,6 +294,9 @@ func newFetcher(ctx context.Context, c Config, d stsDeps, policy string, tags []
 				return nil, fmt.Errorf("static: profile %s resolves to temporary credentials; use --source profile for it", c.Profile)
 			}
 			return rotator.NewStatic(creds, d.now)
+		}
+		if c.AccessKeyID != "" {
+			return rotator.NewStatic(aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}, d.now)
 		}
 		return rotator.NewStatic(aws.Credentials{
 			AccessKeyID:     d.getenv("AWS_ACCESS_KEY_ID"),

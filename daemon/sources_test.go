@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,48 @@ func TestDefaults(t *testing.T) {
 	got.Region, got.STSRegion, got.RoleName, got.Duration, got.Listen = c.Region, c.STSRegion, c.RoleName, c.Duration, c.Listen
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("withDefaults() (-want +got):\n%s", diff)
+	}
+}
+
+// Keys in the config file (or IMDSD_*): the static source serves them, the
+// STS sources sign with them; never flags.
+func TestKeysFromConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(file, []byte("source: static\naccess_key_id: AKIAFILEKEY000000001\nsecret_access_key: file/secret/key/000000000000000000000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := loadConfig("imdsd run", runHelp, []string{"--config", file}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := buildSource(context.Background(), c, fakeDeps(noEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := src.Fetch(context.Background())
+	if err != nil || got.AccessKeyID != "AKIAFILEKEY000000001" || got.SecretAccessKey != "file/secret/key/000000000000000000000000" {
+		t.Errorf("static source from the file: %v, %v", got.AccessKeyID, err)
+	}
+
+	// As base credentials: the SDK configuration signs with them.
+	c.Source, c.RoleARN = "assume-role", "arn:aws:iam::123456789012:role/dev"
+	cfg, err := loadAWSConfig(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil || base.AccessKeyID != "AKIAFILEKEY000000001" {
+		t.Errorf("base credentials = %q, %v, want the file's", base.AccessKeyID, err)
+	}
+
+	env := map[string]string{"IMDSD_ACCESS_KEY_ID": "AKIAONLYHALF00000001"}
+	c, _, _ = loadConfig("imdsd run", runHelp, []string{"--source", "assume-role", "--role-arn", "arn:aws:iam::123456789012:role/dev"}, func(k string) string { return env[k] }, io.Discard)
+	_, err = buildSource(context.Background(), c, fakeDeps(noEnv))
+	if want := "access_key_id, secret_access_key: set both or neither (in the config file or IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY)"; err == nil || err.Error() != want {
+		t.Errorf("half a key pair: %v, want %q", err, want)
+	}
+	if _, _, err := loadConfig("imdsd run", runHelp, []string{"--secret-access-key", "x"}, noEnv, io.Discard); err == nil {
+		t.Error("--secret-access-key was accepted as a flag")
 	}
 }
