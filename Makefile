@@ -66,11 +66,13 @@ staticcheck:
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 
-# Each fuzz target for FUZZTIME; seeds live in testdata/fuzz/.
+# Each fuzz target for FUZZTIME; seeds live in each package's testdata/fuzz/.
 fuzz:
 	$(GO) test ./imds -run '^$$' -fuzz '^FuzzParseTTL$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imds -run '^$$' -fuzz '^FuzzTokenValid$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imds -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./daemon -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./rotator -run '^$$' -fuzz '^FuzzDefaultRoleSessionName$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 10 ./imds ./rotator

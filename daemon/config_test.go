@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"io"
@@ -191,4 +192,29 @@ func TestSettingsTable(t *testing.T) {
 	if n != len(settings)-secrets+1 {
 		t.Errorf("%d flags for %d settings", n, len(settings))
 	}
+}
+
+// FuzzParseConfig: any file is either applied or refused with messages
+// that name the file; it never panics.
+func FuzzParseConfig(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*/*.yaml")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("listen: [a, [b]]\ntags: {a: {b: c}}\n"))
+	f.Add([]byte("&a [*a]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := defaultConfig()
+		err := parseConfigFile(&c, bytes.NewReader(b), "fuzz.yaml")
+		if err == nil {
+			return
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if !strings.HasPrefix(line, "fuzz.yaml") {
+				t.Errorf("message %q does not name the file", line)
+			}
+		}
+	})
 }
