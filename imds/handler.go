@@ -28,7 +28,6 @@ const (
 var (
 	valTextPlain = []string{"text/plain"}
 	valServer    = []string{"EC2ws"}
-	valNone      = []string{"none"}
 	valAllowGet  = []string{"GET, HEAD"}
 	valAllowPut  = []string{"PUT"}
 	valZero      = []string{"0"}
@@ -95,9 +94,11 @@ func (h *Handler) Publish(s Snapshot) { h.snap.Store(h.render(s)) }
 // ServeHTTP applies the guards (same-host client, Host allow-list, session
 // token) and then routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hdr := w.Header()
-	hdr["Server"] = valServer
-	hdr["Accept-Ranges"] = valNone
+	// Server: EC2ws, for legacy code that checks it is talking to EC2.
+	// Accept-Ranges: none, seen in captures of real IMDS, is not sent: no
+	// client reads it, and every header costs net/http a clone and a sort
+	// per response (BENCHMARKS.md).
+	w.Header()["Server"] = valServer
 	if !h.clientAllowed(r) {
 		h.deny.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).
 			Msg("refused client from another host; allow its network with --allow-client")
