@@ -126,6 +126,23 @@ func (d *daemon) adminHandler() http.Handler {
 		d.log.Info().Msg("refresh requested through the admin API")
 		writeJSON(w, http.StatusAccepted, map[string]string{"result": "refresh started"})
 	})
+	// POST /reload is SIGHUP with an answer: it returns once the new
+	// configuration runs, or with the reasons it was refused. The unit's
+	// ExecReload calls it (imdsd reload), so systemctl reload reports the
+	// outcome.
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		reply := make(chan error, 1)
+		select {
+		case d.reloads <- reply:
+		case <-r.Context().Done():
+			return
+		}
+		if err := <-reply; err != nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "configuration reloaded"})
+	})
 	mux.HandleFunc("POST /mfa", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
 		if c, _ := d.current(); d.inbox == nil || c.MFASerial == "" || c.MFACommand != "" {

@@ -38,6 +38,9 @@ func (f *flaky) Fetch(ctx context.Context) (rotator.Credentials, error) {
 	}, RoleARN: "arn:aws:iam::123456789012:role/admin-test"}, nil
 }
 
+// reloadErr, when set, makes the next reload of runDaemon's daemons fail.
+var reloadErr atomic.Pointer[error]
+
 // runDaemon serves c with src until the test ends; the admin socket goes
 // into a temporary directory.
 func runDaemon(t *testing.T, c Config, src rotator.Fetcher) (*daemon, string) {
@@ -56,7 +59,16 @@ func runDaemon(t *testing.T, c Config, src rotator.Fetcher) (*daemon, string) {
 	d.inbox = rotator.NewMFAInbox(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.serve(ctx, io.Discard, nil, nil) }()
+	// A reload re-reads this configuration, unless the test set
+	// reloadErr.
+	loaded := c.withDefaults(noEnv)
+	reload := func(context.Context) (Config, rotator.Fetcher, error) {
+		if err := reloadErr.Load(); err != nil {
+			return Config{}, nil, *err
+		}
+		return loaded, src, nil
+	}
+	go func() { done <- d.serve(ctx, io.Discard, nil, reload) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -130,6 +142,18 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if code, out, _ := run("creds"); code != 0 || strings.Contains(out, "secret") || !strings.Contains(out, "****WXYZ") {
 		t.Errorf("creds summary: exit %d, %q", code, out)
+	}
+
+	// reload: through the admin API, with the outcome.
+	if code, out, _ := run("reload"); code != 0 || !strings.Contains(out, "configuration reloaded") {
+		t.Errorf("reload: exit %d, %q", code, out)
+	}
+	bad := errors.New("role_arn: required by source assume-role")
+	reloadErr.Store(&bad)
+	code, _, errOut := run("reload")
+	reloadErr.Store(nil)
+	if code != 1 || !strings.Contains(errOut, "refused; the running configuration stays:\n  role_arn: required by source assume-role") {
+		t.Errorf("refused reload: exit %d, %q", code, errOut)
 	}
 
 	// mfa: refused when the configuration takes no codes.

@@ -241,3 +241,41 @@ func cmdMFA(ctx context.Context, args []string, getenv func(string) string, stdo
 	fmt.Fprintln(stdout, answer.Result)
 	return exitOK
 }
+
+const reloadHelp = `Usage: imdsd reload [--admin-socket PATH]
+
+Make the running imdsd read its configuration again (as SIGHUP does) and
+wait for the outcome: listeners that stay keep their sockets, issued
+tokens stay valid, a changed source takes over after its first fetch. An
+invalid configuration is refused with its errors (exit 1) and the running
+one stays. systemctl reload imdsd runs this.
+
+Examples:
+  sudo imdsd reload
+  sudo systemctl reload imdsd
+
+Flags:
+`
+
+func cmdReload(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	path, rest, err := adminFlags("imdsd reload", reloadHelp, args, getenv, stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil || len(rest) > 0 {
+		fmt.Fprint(stderr, "imdsd reload: takes flags only\n")
+		return exitUsage
+	}
+	var answer struct{ Result, Error string }
+	status, err := adminCall(ctx, path, "POST", "/reload", nil, &answer)
+	if err != nil {
+		fmt.Fprintf(stderr, "imdsd reload: %v\n", err)
+		return exitError
+	}
+	if status != http.StatusOK {
+		fmt.Fprintf(stderr, "imdsd reload: refused; the running configuration stays:\n  %s\n", strings.ReplaceAll(answer.Error, "\n", "\n  "))
+		return exitError
+	}
+	fmt.Fprintln(stdout, answer.Result)
+	return exitOK
+}

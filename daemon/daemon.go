@@ -33,6 +33,7 @@ type daemon struct {
 	started time.Time
 	metrics *metrics          // kept across reloads
 	inbox   *rotator.MFAInbox // codes from imdsd mfa, when the source takes them
+	reloads chan chan error   // reload requests of the admin API (imdsd reload)
 
 	mu      sync.Mutex // guards the fields below and serialises reloads
 	cfg     Config
@@ -66,7 +67,7 @@ func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, erro
 		return nil, err
 	}
 	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
-		started: time.Now(), metrics: &metrics{}}
+		started: time.Now(), metrics: &metrics{}, reloads: make(chan chan error)}
 	g, err := d.newGeneration(c, src)
 	if err != nil {
 		return nil, err
@@ -164,7 +165,9 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 			sdNotify("READY=1")
 			held = nil
 		case <-hup:
-			d.reload(ctx, reload, errc)
+			_ = d.reload(ctx, reload, errc) // logged
+		case reply := <-d.reloads:
+			reply <- d.reload(ctx, reload, errc)
 		}
 	}
 
@@ -198,7 +201,7 @@ type reloadFunc func(ctx context.Context) (Config, rotator.Fetcher, error)
 // refused with its errors and the running one stays. Listeners whose
 // address did not change keep their sockets; tokens stay valid; a changed
 // source takes over after its first fetch, the old one serving until then.
-func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- error) {
+func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	sdNotify("RELOADING=1")
@@ -207,7 +210,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 	c, src, err := reload(ctx)
 	if err != nil {
 		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-		return
+		return err
 	}
 	old := d.cfg
 	if c.LogFormat != old.LogFormat || c.LogLevel != old.LogLevel {
@@ -222,7 +225,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 	lns, err := listenAll(added)
 	if err != nil {
 		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-		return
+		return err
 	}
 
 	g := d.gen
@@ -231,7 +234,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		if err != nil {
 			closeAll(lns)
 			d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-			return
+			return err
 		}
 		// Store first, then publish the latest state: a publish racing
 		// with the switch lands in h either way.
@@ -242,7 +245,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		if err != nil {
 			closeAll(lns)
 			d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-			return
+			return err
 		}
 		ng.start(context.WithoutCancel(ctx))
 		select {
@@ -250,7 +253,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		case <-ctx.Done():
 			ng.stop()
 			closeAll(lns)
-			return
+			return ctx.Err()
 		}
 		g.stop()
 		d.gen, g = ng, ng
@@ -274,6 +277,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 	d.cfg = c
 	d.log.Info().Str("source", c.Source).Bool("source_changed", !sameSource(old, c)).
 		Strs("listen", c.Listen).Msg("configuration reloaded")
+	return nil
 }
 
 // sameSource reports whether a and b describe the same credential source,

@@ -41,6 +41,7 @@ Usage:
   imdsd status                 what the running imdsd serves, and why not
   imdsd creds [--format F]     the served credentials (credential_process JSON with -format process)
   imdsd mfa CODE               hand an MFA code to the running imdsd
+  imdsd reload                 make the running imdsd re-read its configuration
   imdsd version                print the version
 
 Configuration: flags, then IMDSD_* environment variables, then the config
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdCreds(ctx, args[1:], getenv, stdout, stderr)
 	case "mfa":
 		return cmdMFA(ctx, args[1:], getenv, stdout, stderr)
+	case "reload":
+		return cmdReload(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			fmt.Fprint(stdout, "Usage: imdsd version\n\nPrint the version of this imdsd binary.\n")

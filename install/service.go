@@ -85,7 +85,6 @@ func serviceConfig(goos, exe string, args []string, o ServiceOptions) *service.C
 		c.Arguments = systemdArgs(c.Arguments)
 		c.Option["SystemdScript"] = systemd.Service(so)
 		c.Option["Restart"] = "on-failure"
-		c.Option["ReloadSignal"] = "HUP"
 	}
 	return c
 }

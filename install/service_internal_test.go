@@ -84,7 +84,7 @@ func TestServiceConfig(t *testing.T) {
 		// options that must be set, by key
 		wantOpts []string
 	}{
-		{"linux", ServiceOptions{}, "imdsd", []string{"SystemdScript", "Restart", "ReloadSignal"}},
+		{"linux", ServiceOptions{}, "imdsd", []string{"SystemdScript", "Restart"}},
 		{"linux", ServiceOptions{UserName: "alice"}, "alice", []string{"SystemdScript"}},
 		{"darwin", ServiceOptions{}, "", []string{"LaunchdConfig", "RunAtLoad"}},
 		{"windows", ServiceOptions{}, `NT AUTHORITY\LocalService`, []string{"OnFailure", "OnFailureDelayDuration", "OnFailureResetPeriod", "StartType"}},
