@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all build run deps test check fmt-check vet staticcheck tidy-check fuzz bench load cross clean
+.PHONY: all build run deps deps-vm vmtest test check fmt-check vet staticcheck tidy-check fuzz bench load cross clean
 
 all: build
 
@@ -40,6 +40,21 @@ deps:
 	@if [ ! -d e2e/js/node_modules ] || [ e2e/js/package-lock.json -nt e2e/js/node_modules/.package-lock.json ]; then \
 		npm ci --prefix e2e/js --no-audit --no-fund; \
 	fi
+
+# What the VM test needs: qemu, debootstrap and a kernel to boot.
+deps-vm:
+	@missing=""; \
+	command -v qemu-system-x86_64 >/dev/null || missing="$$missing qemu-system-x86"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	ls /boot/vmlinuz-* >/dev/null 2>&1 || missing="$$missing linux-image-amd64"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+# imdsd installed as a service in a Debian VM with real systemd (root).
+vmtest: deps-vm build
+	IMDSD_BIN=$(CURDIR)/bin/imdsd e2e/vm/run.sh
 
 # Quick start 2: the whole suite, real clients included. As root it also
 # runs the privileged tests (loopback aliases and a service install, each

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Runs inside the VM at boot (vmtest.service) as root, with real systemd:
+# installs imdsd as a user would, checks what the issue promises, and
+# writes CHECK lines and a verdict to /root/vmtest.log, then powers off.
+exec > /root/vmtest.log 2>&1
+STS=http://10.0.2.100:9000 # guestfwd to the fake STS on the host's loopback
+fails=0
+check() { # name, then a command that must succeed
+	name=$1; shift
+	if "$@"; then echo "CHECK ok   $name"; else echo "CHECK FAIL $name"; fails=$((fails+1)); fi
+}
+has() { grep -q -- "$1" "$2"; }
+set -x
+mkdir -p /etc/imdsd
+printf 'AWS_ACCESS_KEY_ID=AKIAVMTESTBASE000001\nAWS_SECRET_ACCESS_KEY=vm/test/base/secret/000000000000000000000\n' > /etc/imdsd/environment
+chmod 600 /etc/imdsd/environment
+ARGS="--source assume-role --role-arn arn:aws:iam::123456789012:role/dev --sts-endpoint $STS --sts-region us-east-1 --region eu-west-1"
+imdsd install --dry-run $ARGS > /tmp/dry 2>&1
+check "dry-run prints the unit and writes nothing" has 'ExecStart=/usr/local/bin/imdsd "run"' /tmp/dry
+check "dry-run wrote nothing" test ! -e /etc/systemd/system/imdsd.service
+check "install" imdsd install $ARGS
+imdsd install $ARGS > /tmp/again 2>&1
+check "install again changes nothing" has 'nothing changed' /tmp/again
+check "start (Type=notify: returns once credentials are held)" imdsd start
+check "active" systemctl is-active --quiet imdsd
+P=$(systemctl show imdsd -p MainPID --value)
+grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs)' /proc/$P/status > /tmp/proc
+check "not root" sh -c "! grep -q '^Uid:[[:space:]]0' /tmp/proc"
+check "only CAP_NET_BIND_SERVICE" has 'CapEff:	0000000000000400' /tmp/proc
+check "no new privileges" has 'NoNewPrivs:	1' /tmp/proc
+ip -br addr show lo > /tmp/lo
+check "alias 169.254.169.254/32 on lo" has '169.254.169.254/32' /tmp/lo
+TOK=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
+check "role listed" sh -c "curl -s -H 'X-aws-ec2-metadata-token: $TOK' http://169.254.169.254/latest/meta-data/iam/security-credentials/ | grep -qx dev"
+check "IMDSv1 refused" sh -c "test \$(curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/) = 401"
+HOME=/nonexistent /root/sdkclient $STS > /tmp/client 2>&1
+cat /tmp/client
+check "SDK with no configuration: region from IMDS" has 'region: eu-west-1' /tmp/client
+check "SDK with no configuration: get-caller-identity" has 'get-caller-identity: arn:aws:sts::123456789012:assumed-role/dev/' /tmp/client
+imdsd status > /tmp/status 2>&1
+check "imdsd status: serving" has 'serving valid credentials' /tmp/status
+check "systemctl reload" systemctl reload imdsd
+check "active after reload" systemctl is-active --quiet imdsd
+journalctl -u imdsd --no-pager > /tmp/journal
+check "journal: no secret" sh -c "! grep -q 'vm/test/base/secret' /tmp/journal"
+check "stop" imdsd stop
+check "uninstall" imdsd uninstall
+check "uninstall again" imdsd uninstall
+check "unit removed" test ! -e /etc/systemd/system/imdsd.service
+ip -br addr show lo > /tmp/lo
+check "alias removed" sh -c "! grep -q 169.254.169.254 /tmp/lo"
+check "config kept" test -e /etc/imdsd/environment
+set +x
+tail -n 30 /tmp/journal
+if [ $fails = 0 ]; then echo "VMTEST PASS"; else echo "VMTEST FAIL ($fails)"; fi
+sync
+systemctl poweroff -f
