@@ -64,13 +64,6 @@ func Classify(err error) Class {
 		}
 		return ClassPermanent
 	}
-	var st interface{ HTTPStatusCode() int }
-	if errors.As(err, &st) {
-		if s := st.HTTPStatusCode(); s >= 500 || s == 429 {
-			return ClassTransient
-		}
-		return ClassPermanent
-	}
 	// Network trouble on the way to STS or a CI runner's OIDC endpoint.
 	// Only these concrete types count: the net.Error interface is also
 	// met by syscall.Errno, so a missing token file would pass for a
@@ -82,8 +75,17 @@ func Classify(err error) Class {
 		dns  *net.DNSError
 	)
 	if errors.As(err, &send) || errors.As(err, &urlE) || errors.As(err, &op) || errors.As(err, &dns) ||
-		errors.Is(err, io.ErrUnexpectedEOF) {
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return ClassTransient
+	}
+	var st interface{ HTTPStatusCode() int }
+	if errors.As(err, &st) {
+		// A 2xx here means the answer could not be read whole (a
+		// cut connection): as transient as a 5xx.
+		if s := st.HTTPStatusCode(); s >= 500 || s == 429 || s < 300 {
+			return ClassTransient
+		}
+		return ClassPermanent
 	}
 	return ClassPermanent
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/imdsd/imdsd/rotator"
 	"github.com/rs/zerolog"
 )
@@ -163,6 +167,9 @@ func TestClassify(t *testing.T) {
 		{&smithy.GenericAPIError{Code: "ExpiredToken"}, rotator.ClassPermanent, "ExpiredToken"},
 		{&smithy.GenericAPIError{Code: "ValidationError"}, rotator.ClassPermanent, "ValidationError"},
 		{context.DeadlineExceeded, rotator.ClassTransient, "ServiceUnavailable"},
+		{fmt.Errorf("deserialization failed: read tcp: %w", net.ErrClosed), rotator.ClassTransient, "ServiceUnavailable"},
+		{&smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 200}}, Err: errors.New("deserialization failed")}, rotator.ClassTransient, "ServiceUnavailable"},
+		{&smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 403}}, Err: errors.New("forbidden")}, rotator.ClassPermanent, "CredentialSourceError"},
 		{errors.New("bad config"), rotator.ClassPermanent, "CredentialSourceError"},
 	}
 	for _, tc := range tests {
