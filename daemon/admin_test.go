@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,10 +80,17 @@ func runDaemon(t *testing.T, c Config, src rotator.Fetcher) (*daemon, string) {
 		}
 	})
 	<-d.ready
-	// The admin API starts right after readiness.
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(c.AdminSocket); err == nil {
+	// The admin API starts beside the first fetch, not after it: wait
+	// until it answers (a loaded machine may take a while).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.Dial("unix", c.AdminSocket)
+		if err == nil {
+			conn.Close()
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin socket never answered: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
