@@ -83,8 +83,7 @@ type daemon struct {
 	stdout *lockedBuffer
 	stderr *lockedBuffer
 
-	mu      sync.Mutex
-	secrets map[string]string // value → what it is; none may appear in stderr
+	outputs
 }
 
 // binPath returns the imdsd binary under test: $IMDSD_BIN or <repo>/bin/imdsd.
@@ -160,7 +159,7 @@ func launchDaemon(t *testing.T, s daemonSpec) *daemon {
 		stdout:  newLockedBuffer(),
 		stderr:  newLockedBuffer(),
 		done:    make(chan struct{}),
-		secrets: map[string]string{},
+		outputs: newOutputs(),
 	}
 	d.cmd = exec.Command(binPath(t), s.Args...)
 	d.cmd.Env = s.Env
@@ -260,27 +259,42 @@ func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
 			t.Errorf("imdsd exit status after %v = %v, want exit code 0\nstderr:\n%s", sig, d.cmd.ProcessState, d.stderr.String())
 		}
 	}
-	if out := d.stdout.String(); strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
-		t.Errorf("imdsd stdout = %q, want exactly one line (the export line)", out)
+	d.check(t, d.stdout.String(), d.stderr.String())
+}
+
+// outputs holds what a daemon must never print and checks its output: one
+// export line on stdout, no secret in the logs. Safe for concurrent use.
+type outputs struct {
+	mu      sync.Mutex
+	secrets map[string]string // value → what it is; none may appear in stderr
+}
+
+func newOutputs() outputs { return outputs{secrets: map[string]string{}} }
+
+// noteSecret records a value that must never appear in the daemon's logs.
+func (o *outputs) noteSecret(value, what string) {
+	if value == "" {
+		return
 	}
-	logs := d.stderr.String()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for v, what := range d.secrets {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.secrets[value] = what
+}
+
+// check reports a stdout that is not exactly the export line, and every
+// noted secret found in the logs.
+func (o *outputs) check(t *testing.T, stdout, logs string) {
+	t.Helper()
+	if strings.Count(stdout, "\n") != 1 || !strings.HasSuffix(stdout, "\n") {
+		t.Errorf("imdsd stdout = %q, want exactly one line (the export line)", stdout)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for v, what := range o.secrets {
 		if strings.Contains(logs, v) {
 			t.Errorf("imdsd logs (stderr) contain the %s", what)
 		}
 	}
-}
-
-// noteSecret records a value that must never appear in the daemon's logs.
-func (d *daemon) noteSecret(value, what string) {
-	if value == "" {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.secrets[value] = what
 }
 
 // httpClient talks to the daemon directly: no proxy from the environment,

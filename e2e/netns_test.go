@@ -46,7 +46,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -274,8 +273,7 @@ type netnsDaemon struct {
 	stdout *lockedBuffer
 	stderr *lockedBuffer
 
-	mu      sync.Mutex
-	secrets map[string]string // value → what it is; none may appear in stderr
+	outputs
 }
 
 // startNetnsDaemon runs `imdsd run --source dev` inside ns with the
@@ -297,7 +295,7 @@ func (nt netnsTools) startNetnsDaemon(t *testing.T, ns string, listen []string, 
 		done:    make(chan struct{}),
 		stdout:  newLockedBuffer(),
 		stderr:  newLockedBuffer(),
-		secrets: map[string]string{},
+		outputs: newOutputs(),
 	}
 	args := []string{"netns", "exec", ns,
 		nt.setpriv,
@@ -381,26 +379,7 @@ func (d *netnsDaemon) stop(t *testing.T) {
 			t.Errorf("imdsd in %s: exit status after SIGTERM = %v, want 0\nstderr:\n%s", d.NS, d.cmd.ProcessState, d.stderr.String())
 		}
 	}
-	if out := d.stdout.String(); strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
-		t.Errorf("imdsd stdout = %q, want exactly one line (the export line)", out)
-	}
-	logs := d.stderr.String()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for v, what := range d.secrets {
-		if strings.Contains(logs, v) {
-			t.Errorf("imdsd logs (stderr) contain the %s", what)
-		}
-	}
-}
-
-func (d *netnsDaemon) noteSecret(value, what string) {
-	if value == "" {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.secrets[value] = what
+	d.check(t, d.stdout.String(), d.stderr.String())
 }
 
 // checkUnprivileged checks what the kernel says of the daemon's process:
