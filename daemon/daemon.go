@@ -30,6 +30,10 @@ type daemon struct {
 	once    sync.Once
 	held    chan struct{} // closed once credentials are first held
 	onceH   sync.Once
+	// waiting is closed when the source first waits for a person (an MFA
+	// code for imdsd mfa): systemd must not time the start out then.
+	waiting chan struct{}
+	onceW   sync.Once
 	started time.Time
 	metrics *metrics          // kept across reloads
 	inbox   *rotator.MFAInbox // codes from imdsd mfa, when the source takes them
@@ -66,7 +70,7 @@ func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, erro
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
+	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), waiting: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
 		started: time.Now(), metrics: &metrics{}, reloads: make(chan chan error)}
 	g, err := d.newGeneration(c, src)
 	if err != nil {
@@ -96,6 +100,8 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 			g.handler.Load().Publish(snapshotOf(s))
 			if s.Credentials.HasKeys() {
 				d.onceH.Do(func() { close(d.held) })
+			} else if errors.Is(s.Err, rotator.ErrNoMFACode) {
+				d.onceW.Do(func() { close(d.waiting) })
 			}
 			g.once.Do(func() {
 				close(g.first)
@@ -155,15 +161,19 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 	case err = <-errc:
 	}
 	// systemd (Type=notify) counts the service as started once it holds
-	// credentials, not merely once it tried.
-	held := d.held
+	// credentials, not merely once it tried; or once it waits for an MFA
+	// code, which only a person can give, and only to a started service.
+	held, waiting := d.held, d.waiting
 	for err == nil && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case err = <-errc:
 		case <-held:
-			sdNotify("READY=1")
-			held = nil
+			sdNotify("READY=1\nSTATUS=serving credentials")
+			held, waiting = nil, nil
+		case <-waiting:
+			sdNotify("READY=1\nSTATUS=waiting for an MFA code: run imdsd mfa CODE")
+			waiting = nil
 		case <-hup:
 			_ = d.reload(ctx, reload, errc) // logged
 		case reply := <-d.reloads:
