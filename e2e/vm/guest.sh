@@ -50,6 +50,21 @@ check "unit removed" test ! -e /etc/systemd/system/imdsd.service
 ip -br addr show lo > /tmp/lo
 check "alias removed" sh -c "! grep -q 169.254.169.254 /tmp/lo"
 check "config kept" test -e /etc/imdsd/environment
+
+# Socket activation: systemd binds port 80 (FreeBind, before the alias);
+# the service then runs with no capability at all.
+check "install --socket-activation" imdsd install --socket-activation $ARGS
+check "socket unit enabled" systemctl is-enabled --quiet imdsd.socket
+check "start (socket activation)" imdsd start
+P=$(systemctl show imdsd -p MainPID --value)
+grep -E '^(CapEff|CapBnd)' /proc/$P/status > /tmp/proc2
+check "socket activation: no capability" has 'CapEff:	0000000000000000' /tmp/proc2
+HOME=/nonexistent /root/sdkclient $STS > /tmp/client2 2>&1
+cat /tmp/client2
+check "socket activation: SDK gets credentials" has 'get-caller-identity: arn:aws:sts::123456789012:assumed-role/dev/' /tmp/client2
+check "uninstall (socket activation)" imdsd uninstall
+check "socket unit removed" test ! -e /etc/systemd/system/imdsd.socket
+check "nothing listens on port 80" sh -c "! ss -ltn | grep -q ':80 '"
 set +x
 tail -n 30 /tmp/journal
 if [ $fails = 0 ]; then echo "VMTEST PASS"; else echo "VMTEST FAIL ($fails)"; fi
