@@ -23,13 +23,13 @@ import (
 // SIGHUP without dropping the listeners that stay or the tokens already
 // issued.
 type daemon struct {
-	log     zerolog.Logger
-	tokens  *imds.Tokens  // kept across reloads: issued tokens stay valid
-	served  handlerRef    // what every listener serves
-	ready   chan struct{} // closed after the first attempt to get credentials
-	once    sync.Once
-	held    chan struct{} // closed once credentials are first held
-	onceH   sync.Once
+	log    zerolog.Logger
+	tokens *imds.Tokens  // kept across reloads: issued tokens stay valid
+	served handlerRef    // what every listener serves
+	ready  chan struct{} // closed after the first attempt to get credentials
+	once   sync.Once
+	held   chan struct{} // closed once credentials are first held
+	onceH  sync.Once
 	// waiting is closed when the source first waits for a person (an MFA
 	// code for imdsd mfa): systemd must not time the start out then.
 	waiting chan struct{}
