@@ -72,7 +72,7 @@ Examples:
   sudo imdsd install --source assume-role --role-arn arn:aws:iam::123456789012:role/dev
   sudo imdsd install --user alice --source profile --profile sso-dev
   imdsd install --dry-run --ipv6 --socket-activation --source dev
-  sudo imdsd install && sudo imdsd start && aws sts get-caller-identity
+  sudo imdsd install --source profile --profile dev && sudo imdsd start && aws sts get-caller-identity
 
 Run flags (as imdsd run --help lists them):
 `
@@ -393,7 +393,7 @@ func (e svcEnv) install(ctx context.Context, args []string, getenv func(string) 
 		fmt.Fprintf(stderr, "%s: ignoring %s: the service does not inherit this shell's environment; use flags or the config file\n",
 			name, strings.Join(names, ", "))
 	}
-	_, loadErr, invalid := checkRunConfig(ctx, name, installHelp, runArgs, serviceGetenv(getenv), stderr)
+	cfg, loadErr, invalid := checkRunConfig(ctx, name, installHelp, runArgs, serviceGetenv(getenv), stderr)
 	switch {
 	case errors.Is(loadErr, flag.ErrHelp):
 		return exitOK
@@ -403,6 +403,10 @@ func (e svcEnv) install(ctx context.Context, args []string, getenv func(string) 
 	case invalid != nil:
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n  %s\n", name, strings.ReplaceAll(invalid.Error(), "\n", "\n  "))
 		return exitUsage
+	}
+	if cfg.Source == "dev" {
+		fmt.Fprintf(stderr, "%s: note: the service will serve the dev source's made-up credentials, which AWS refuses; "+
+			"give a real source (--source assume-role --role-arn …, see imdsd run --help) or set source in %s\n", name, defaultConfigPath())
 	}
 	exe, err := e.executable()
 	if err != nil {

@@ -224,8 +224,8 @@ func TestInstallDryRun(t *testing.T) {
 			}
 			args := append([]string{"install", "--dry-run"}, strings.Fields(tc.args)...)
 			code, out, errOut := te.cmd(t, args...)
-			if code != exitOK || errOut != "" {
-				t.Fatalf("exit %d, stderr %q", code, errOut)
+			if wantErr := devNote(strings.Contains(tc.args, "--source dev")); code != exitOK || errOut != wantErr {
+				t.Fatalf("exit %d, stderr %q, want %q", code, errOut, wantErr)
 			}
 			unit := section(t, out, install.SystemdUnitPath)
 			want := readGolden(t, filepath.Join("..", "install", "testdata", tc.unitGolden))
@@ -349,7 +349,7 @@ func TestInstallIgnoresShellEnvironment(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	if want := "imdsd install: ignoring IMDSD_SOURCE, IMDSD_ROLE_ARN: the service does not inherit this shell's environment; use flags or the config file\n"; errOut.String() != want {
+	if want := "imdsd install: ignoring IMDSD_SOURCE, IMDSD_ROLE_ARN: the service does not inherit this shell's environment; use flags or the config file\n" + devNote(true); errOut.String() != want {
 		t.Errorf("stderr = %q, want %q", errOut.String(), want)
 	}
 	if strings.Contains(out.String(), "assume-role") {
@@ -718,4 +718,13 @@ func TestRunProgram(t *testing.T) {
 		}
 		close(f.stop)
 	})
+}
+
+// devNote is what install says when the service would run the dev source.
+func devNote(dev bool) string {
+	if !dev {
+		return ""
+	}
+	return "imdsd install: note: the service will serve the dev source's made-up credentials, which AWS refuses; " +
+		"give a real source (--source assume-role --role-arn …, see imdsd run --help) or set source in " + defaultConfigPath() + "\n"
 }
