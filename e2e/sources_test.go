@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -193,33 +192,22 @@ func wantParams(t *testing.T, action string, got url.Values, kv ...string) {
 // srcJWT builds an OIDC token in compact JWS form; ststest reads its claims
 // and ignores the signature.
 func srcJWT(sub, aud string, exp time.Time) string {
-	enc := base64.RawURLEncoding
-	header := enc.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT","kid":"e2e"}`))
-	payload, _ := json.Marshal(map[string]any{
+	return ststest.JWT(map[string]any{
 		"iss": "https://token.actions.githubusercontent.com",
 		"sub": sub,
 		"aud": aud,
 		"iat": exp.Add(-time.Hour).Unix(),
 		"exp": exp.Unix(),
 	})
-	return header + "." + enc.EncodeToString(payload) + "." + enc.EncodeToString([]byte("signature-not-checked-"+sub))
 }
 
-// srcSAML builds the base64 SAML Response ststest accepts (the XML
-// signature is not checked), with the AWS Role and RoleSessionName
-// attributes.
+// srcSAML builds a base64 SAML Response ststest accepts, with the AWS Role
+// and RoleSessionName attributes.
 func srcSAML(session string, notOnOrAfter time.Time) string {
-	doc := `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r1" Version="2.0">` +
-		`<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a1" Version="2.0">` +
-		`<saml:Issuer>https://idp.example.com/saml</saml:Issuer>` +
-		`<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">alice@example.com</saml:NameID></saml:Subject>` +
-		`<saml:Conditions NotOnOrAfter="` + notOnOrAfter.UTC().Format(time.RFC3339) + `">` +
-		`<saml:AudienceRestriction><saml:Audience>https://signin.aws.amazon.com/saml</saml:Audience></saml:AudienceRestriction></saml:Conditions>` +
-		`<saml:AttributeStatement>` +
-		`<saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/Role"><saml:AttributeValue>` + srcRoleARN + `,` + srcSAMLIdP + `</saml:AttributeValue></saml:Attribute>` +
-		`<saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/RoleSessionName"><saml:AttributeValue>` + session + `</saml:AttributeValue></saml:Attribute>` +
-		`</saml:AttributeStatement></saml:Assertion></samlp:Response>`
-	return base64.StdEncoding.EncodeToString([]byte(doc))
+	return ststest.SAMLResponse{
+		Issuer: "https://idp.example.com/saml", NameID: "alice@example.com", Session: session,
+		Roles: []string{srcRoleARN + "," + srcSAMLIdP}, NotOnOrAfter: notOnOrAfter,
+	}.Encode()
 }
 
 // imdsClient is the Go SDK's IMDS client pointed at d, IMDSv2 only (no

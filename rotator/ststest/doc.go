@@ -53,6 +53,9 @@
 // within a window of the server's clock ([WithClock]), so scheduler tests on
 // a fake clock can simulate an outage of hours.
 //
+// [JWT] and [SAMLResponse] build the web identity tokens and SAML
+// assertions a Server accepts, for tests of clients that send them.
+//
 // Every method of [Server] is safe for concurrent use, including while the
 // server is serving. The package depends on the standard library only.
 package ststest

@@ -1,10 +1,7 @@
 package ststest_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -122,24 +119,13 @@ func wantAPIError(t *testing.T, err error, code string, status int) {
 	}
 }
 
-// makeJWT returns an unsigned-looking compact JWT with claims.
+// makeJWT returns a token ststest accepts, with claims.
 func makeJWT(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatalf("marshal claims: %v", err)
-	}
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(`{"alg":"RS256","kid":"k1"}`)) + "." + enc.EncodeToString(payload) + "." + enc.EncodeToString([]byte("signature"))
+	return ststest.JWT(claims)
 }
 
 // makeSAML returns a base64 SAML Response with the given parts.
 func makeSAML(issuer, nameID, format, session string, notOnOrAfter time.Time) string {
-	doc := fmt.Sprintf(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_1" Version="2.0">`+
-		`<saml:Issuer>%[1]s</saml:Issuer><saml:Assertion ID="_2" Version="2.0"><saml:Issuer>%[1]s</saml:Issuer>`+
-		`<saml:Subject><saml:NameID Format="%[3]s">%[2]s</saml:NameID></saml:Subject>`+
-		`<saml:Conditions NotOnOrAfter="%[5]s"><saml:AudienceRestriction><saml:Audience>https://signin.aws.amazon.com/saml</saml:Audience></saml:AudienceRestriction></saml:Conditions>`+
-		`<saml:AttributeStatement><saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/RoleSessionName"><saml:AttributeValue>%[4]s</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>`+
-		`</saml:Assertion></samlp:Response>`, issuer, nameID, format, session, notOnOrAfter.UTC().Format(time.RFC3339))
-	return base64.StdEncoding.EncodeToString([]byte(doc))
+	return ststest.SAMLResponse{Issuer: issuer, NameID: nameID, NameIDFormat: format, Session: session, NotOnOrAfter: notOnOrAfter}.Encode()
 }
