@@ -15,18 +15,7 @@ import (
 // Under systemd (Type=notify) imdsd reports READY=1 once credentials are
 // held, and STOPPING=1 when it shuts down.
 func TestSdNotify(t *testing.T) {
-	dir, err := os.MkdirTemp("/tmp", "imdsd-notify-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	t.Setenv("NOTIFY_SOCKET", path)
+	conn := listenNotify(t)
 
 	got := make(chan string, 8)
 	go func() {
@@ -63,18 +52,7 @@ func TestSdNotify(t *testing.T) {
 // would otherwise time the start out before anyone can type the code),
 // with a status that says what to do.
 func TestSdNotifyWaitingForMFA(t *testing.T) {
-	dir, err := os.MkdirTemp("/tmp", "imdsd-notify-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	t.Setenv("NOTIFY_SOCKET", path)
+	conn := listenNotify(t)
 	runDaemon(t, defaultConfig(), noCode{})
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 256)
@@ -89,4 +67,23 @@ type noCode struct{}
 
 func (noCode) Fetch(context.Context) (rotator.Credentials, error) {
 	return rotator.Credentials{}, fmt.Errorf("obtain MFA code for arn:aws:iam::123456789012:mfa/a: %w", rotator.ErrNoMFACode)
+}
+
+// listenNotify plays systemd's side of sd_notify for the test: a datagram
+// socket named by NOTIFY_SOCKET, removed when the test ends.
+func listenNotify(t *testing.T) *net.UnixConn {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "imdsd-notify-") // short: socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	return conn
 }

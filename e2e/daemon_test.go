@@ -183,16 +183,7 @@ func launchDaemon(t *testing.T, s daemonSpec) *daemon {
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { d.stop(t, s.StopSig) })
 
-	select {
-	case <-d.stdout.ready:
-	case <-d.done:
-		t.Fatalf("%s exited before printing the endpoint line: %v\nstdout:\n%s\nstderr:\n%s",
-			d.cmd, d.cmd.ProcessState, d.stdout.String(), d.stderr.String())
-	case <-time.After(startTimeout):
-		t.Fatalf("%s printed no endpoint line within %v\nstdout:\n%s\nstderr:\n%s",
-			d.cmd, startTimeout, d.stdout.String(), d.stderr.String())
-	}
-	line, _, _ := strings.Cut(d.stdout.String(), "\n")
+	line := awaitEndpointLine(t, d.cmd, d.done, d.stdout, d.stderr)
 	d.Endpoint = parseEndpointLine(t, line, s.Listen)
 	return d
 }
@@ -260,6 +251,23 @@ func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
 		}
 	}
 	d.check(t, d.stdout.String(), d.stderr.String())
+}
+
+// awaitEndpointLine waits until the daemon cmd printed its first stdout
+// line and returns it, failing the test if it exits or stays silent.
+func awaitEndpointLine(t *testing.T, cmd *exec.Cmd, done <-chan struct{}, stdout, stderr *lockedBuffer) string {
+	t.Helper()
+	select {
+	case <-stdout.ready:
+	case <-done:
+		t.Fatalf("%s exited before printing the endpoint line: %v\nstdout:\n%s\nstderr:\n%s",
+			cmd, cmd.ProcessState, stdout.String(), stderr.String())
+	case <-time.After(startTimeout):
+		t.Fatalf("%s printed no endpoint line within %v\nstdout:\n%s\nstderr:\n%s",
+			cmd, startTimeout, stdout.String(), stderr.String())
+	}
+	line, _, _ := strings.Cut(stdout.String(), "\n")
+	return line
 }
 
 // outputs holds what a daemon must never print and checks its output: one

@@ -327,16 +327,7 @@ func (nt netnsTools) startNetnsDaemon(t *testing.T, ns string, listen []string, 
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { d.stop(t) })
 
-	select {
-	case <-d.stdout.ready:
-	case <-d.done:
-		t.Fatalf("%s exited before printing the endpoint line: %v\nstdout:\n%s\nstderr:\n%s",
-			d.cmd, d.cmd.ProcessState, d.stdout.String(), d.stderr.String())
-	case <-time.After(startTimeout):
-		t.Fatalf("%s printed no endpoint line within %v\nstdout:\n%s\nstderr:\n%s",
-			d.cmd, startTimeout, d.stdout.String(), d.stderr.String())
-	}
-	line, _, _ := strings.Cut(d.stdout.String(), "\n")
+	line := awaitEndpointLine(t, d.cmd, d.done, d.stdout, d.stderr)
 	if want := "export AWS_EC2_METADATA_SERVICE_ENDPOINT=" + port80URL(t, listen[0]) + "/"; line != want {
 		t.Fatalf("stdout line = %q, want %q", line, want)
 	}
