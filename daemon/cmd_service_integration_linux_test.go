@@ -3,8 +3,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imdsd/imdsd/install"
+	"github.com/imdsd/imdsd/internal/roottest"
 )
 
 // Privileged tests of the real binary: `imdsd alias` in a network
@@ -22,16 +21,6 @@ import (
 // namespace with a fake systemctl. Run as root with
 //
 //	IMDSD_TEST_ROOT=1 go test -tags integration -run 'Netns|Namespace' ./daemon/
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getenv("IMDSD_TEST_ROOT") != "1" {
-		t.Skip("privileged test: set IMDSD_TEST_ROOT=1 and run as root")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("IMDSD_TEST_ROOT=1 but not running as root")
-	}
-}
 
 // buildImdsd builds this package into dir and returns the binary's path.
 func buildImdsd(t *testing.T, dir string) string {
@@ -56,13 +45,9 @@ func sh(t *testing.T, name string, args ...string) string {
 // the /32 (and /128) on the namespace's lo, twice over, and remove takes
 // them off; without CAP_NET_ADMIN it fails with exit status 1 saying why.
 func TestAliasCommandInNetns(t *testing.T) {
-	needRoot(t)
+	roottest.NeedRoot(t)
 	bin := buildImdsd(t, t.TempDir())
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := "imdsd-test-" + hex.EncodeToString(b)
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ns := roottest.Netns(t)
 	lo := func() string { return sh(t, "ip", "-n", ns, "addr", "show", "dev", "lo") }
 	imdsd := func(args ...string) (int, string) {
 		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
@@ -115,7 +100,7 @@ const installChildEnv = "IMDSD_TEST_INSTALL_BIN"
 // namespace's own. The host's units, binaries and interfaces are never
 // touched.
 func TestInstallInMountNamespace(t *testing.T) {
-	needRoot(t)
+	roottest.NeedRoot(t)
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}

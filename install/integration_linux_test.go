@@ -4,8 +4,6 @@ package install_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,36 +15,14 @@ import (
 	"github.com/kardianos/service"
 
 	"github.com/imdsd/imdsd/install"
+	"github.com/imdsd/imdsd/internal/roottest"
 )
-
-// needRoot skips unless the privileged tests were asked for.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getenv("IMDSD_TEST_ROOT") != "1" {
-		t.Skip("privileged test: set IMDSD_TEST_ROOT=1 and run as root")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("IMDSD_TEST_ROOT=1 but not running as root")
-	}
-}
 
 // netns creates a network namespace removed at cleanup and returns a Runner
 // whose commands run inside it. The host's interfaces are never touched.
 func netns(t *testing.T) (string, install.Runner) {
 	t.Helper()
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	ns := "imdsd-test-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
+	ns := roottest.Netns(t)
 	run := func(ctx context.Context, name string, args ...string) ([]byte, error) {
 		return install.ExecRunner(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
 	}
@@ -64,7 +40,7 @@ func loAddrs(t *testing.T, ns string) string {
 }
 
 func TestAliasInNetns(t *testing.T) {
-	needRoot(t)
+	roottest.NeedRoot(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		ip   netip.Addr
@@ -113,7 +89,7 @@ func TestAliasInNetns(t *testing.T) {
 // TestAliasKeepsWiderPrefix: an aws-vault-style /24 alias is not ours; adding
 // the /32 works next to it and removing the /32 leaves it.
 func TestAliasKeepsWiderPrefix(t *testing.T) {
-	needRoot(t)
+	roottest.NeedRoot(t)
 	ctx := context.Background()
 	ns, run := netns(t)
 	if out, err := run(ctx, "ip", "addr", "add", "169.254.169.254/24", "dev", "lo"); err != nil {
@@ -134,7 +110,7 @@ func TestAliasKeepsWiderPrefix(t *testing.T) {
 }
 
 func TestAliasFailureNamesCommand(t *testing.T) {
-	needRoot(t)
+	roottest.NeedRoot(t)
 	// setpriv drops every capability: the real "Operation not permitted".
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) not installed")
@@ -165,7 +141,7 @@ const kardianosChildEnv = "IMDSD_TEST_KARDIANOS_OUT"
 // /etc/systemd/system is an empty tmpfs and systemctl a no-op, and compares
 // the unit it writes with the golden file the mirror renderer produced.
 func TestKardianosRendersGolden(t *testing.T) {
-	needRoot(t)
+	roottest.NeedRoot(t)
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}
