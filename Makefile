@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X github.com/imdsd/imdsd/daemon.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 # Root installs packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -15,7 +15,7 @@ all: build
 # A static binary: no libc to match on the target (service installs), and
 # 1.3 MiB less resident memory than the cgo build (BENCHMARKS.md).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imdsd ./daemon
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imdsd ./cmd/imdsd
 
 # Quick start 1: the daemon on its built-in dev source, in the foreground.
 run: build

@@ -1,6 +1,6 @@
 //go:build integration && linux
 
-package main
+package daemon
 
 import (
 	"os"

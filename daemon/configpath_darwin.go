@@ -1,4 +1,4 @@
-package main
+package daemon
 
 // defaultConfigPath is where the service's config file lives.
 func defaultConfigPath() string { return "/usr/local/etc/imdsd/config.yaml" }

@@ -1,6 +1,6 @@
 //go:build !windows && !darwin
 
-package main
+package daemon
 
 // defaultConfigPath is where the service's config file lives.
 func defaultConfigPath() string { return "/etc/imdsd/config.yaml" }

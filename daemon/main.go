@@ -1,25 +1,14 @@
-// Command imdsd serves the EC2 instance metadata service endpoint, with
-// rotating credentials from AWS STS, to unmodified AWS SDKs and the AWS CLI.
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is set at build time with
+// -ldflags "-X github.com/imdsd/imdsd/daemon.version=…".
 var version = "dev"
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
 
 // Exit codes.
 const (
@@ -49,8 +38,13 @@ file (--config, default ` + defaultConfigPath() + `), then defaults.
 Run 'imdsd COMMAND --help' for the flags and examples of each command.
 `
 
-// run is main without the process: it parses args, runs the sub-command and
-// returns the exit code.
+// Main is imdsd without the process: it parses args, runs the sub-command
+// and returns the exit code. cmd/imdsd calls it with the process's
+// arguments, environment and a context cancelled by SIGINT and SIGTERM.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return run(ctx, args, getenv, stdout, stderr)
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
