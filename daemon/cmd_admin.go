@@ -13,69 +13,60 @@ import (
 	"time"
 )
 
-// The commands that talk to a running imdsd through its admin API.
+// The commands that talk to a running imdsd through its admin API: status,
+// creds, mfa and reload. They find its socket the way imdsd run chose it
+// (adminTarget), and end with the same exit codes for the same outcomes:
+// 3 when no imdsd answers, 4 when the socket refuses this user.
 
-const statusHelp = `Usage: imdsd status [--json] [--admin-socket PATH]
-
-Show what the running imdsd serves: source, role, expiry of the
-credentials (never the secrets), the next refresh and the last error.
-Exit status 0 when valid credentials are held, 1 when not, 2 when imdsd
-cannot be reached.
-
-Examples:
-  sudo imdsd status
-  imdsd status --json | jq .credentials.expires_at
-
-Flags:
-`
-
-const credsHelp = `Usage: imdsd creds [--format summary|process|env] [--admin-socket PATH]
-
-Print the credentials the running imdsd serves. The default summary shows
-no secrets; --format process prints the credential_process JSON, so an AWS
-CLI profile can use imdsd too:
-
-  [profile imdsd]
-  credential_process = sudo imdsd creds --format process
-
---format env prints export lines for a shell.
-
-Flags:
-`
-
-const mfaHelp = `Usage: imdsd mfa CODE [--admin-socket PATH]
-
-Hand a current MFA code to the running imdsd, which cannot prompt. Needed
-when mfa_serial is set without mfa_command: with assume-role about once per
-MFA session (36h), with session-token at every refresh.
-
-Example:
-  sudo imdsd mfa 123456
-
-Flags:
-`
-
-// adminFlags parses the flags shared by the admin commands.
-func adminFlags(name, help string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (path string, rest []string, err error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, help); fs.PrintDefaults() }
-	fs.StringVar(&path, "admin-socket", firstNonEmpty(getenv("IMDSD_ADMIN_SOCKET"), defaultAdminSocket(getenv)), "admin API socket of the running imdsd")
-	if extra != nil {
-		extra(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return "", nil, err
-	}
-	return path, fs.Args(), nil
+// adminTarget is the --admin-socket and --config flags every admin command
+// takes.
+type adminTarget struct {
+	socket string
+	config string
 }
 
-// adminCall does one request and decodes a JSON answer into v (when not
-// nil); it returns the status code.
+func (a *adminTarget) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.socket, "admin-socket", "", "admin API socket of the running imdsd (default: admin_socket of the config file, else the default path of imdsd run)")
+	fs.StringVar(&a.config, configFlag, "", "config file whose admin_socket to use (default "+defaultConfigPath()+" when it exists; env IMDSD_CONFIG)")
+}
+
+// path is the admin socket to use: --admin-socket, IMDSD_ADMIN_SOCKET, the
+// admin_socket of the config file, else the default of imdsd run. A config
+// file named with --config or IMDSD_CONFIG must be readable; the default
+// one is used when it is (it is often root's only, mode 0600).
+func (a *adminTarget) path(getenv func(string) string) (string, error) {
+	if a.socket != "" {
+		return a.socket, nil
+	}
+	if p := getenv("IMDSD_ADMIN_SOCKET"); p != "" {
+		return p, nil
+	}
+	file, explicit := firstNonEmpty(a.config, getenv("IMDSD_CONFIG")), true
+	if file == "" {
+		file, explicit = defaultConfigPath(), false
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		if explicit {
+			return "", withCode(exitUsage, fmt.Errorf("config: cannot read %s: %w", file, err))
+		}
+		return defaultAdminSocket(getenv), nil
+	}
+	defer f.Close()
+	var c Config
+	// Other keys' problems are imdsd run's to report; a valid
+	// admin_socket is taken whatever else the file holds.
+	_ = parseConfigFile(&c, f, file)
+	return firstNonEmpty(c.AdminSocket, defaultAdminSocket(getenv)), nil
+}
+
+// adminCall does one request to the admin API at path and decodes a JSON
+// answer into v (when not nil); it returns the status code. Errors carry
+// the exit code of their case.
 func adminCall(ctx context.Context, path, method, route string, body io.Reader, v any) (int, error) {
 	client, base, err := adminClient(path)
 	if err != nil {
-		return 0, err
+		return 0, withCode(adminErrorCode(err), err)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, base+route, body)
 	if err != nil {
@@ -84,11 +75,14 @@ func adminCall(ctx context.Context, path, method, route string, body io.Reader, 
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
-			return 0, fmt.Errorf("reach imdsd at %s: permission denied; run as the service user or with sudo", path)
+			return 0, withCode(exitPermission, fmt.Errorf("reach imdsd at %s: permission denied; run as the service user or with sudo", path))
 		}
-		return 0, fmt.Errorf("reach imdsd at %s: %w", path, err)
+		return 0, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: %w; is imdsd running? (imdsd run, or sudo imdsd start)", path, err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
+		return resp.StatusCode, withCode(exitPermission, fmt.Errorf("imdsd at %s refused this user (HTTP %d); run as the service user or with sudo", path, resp.StatusCode))
+	}
 	if v != nil {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
 			return resp.StatusCode, fmt.Errorf("read the answer of %s: %w", route, err)
@@ -97,34 +91,63 @@ func adminCall(ctx context.Context, path, method, route string, body io.Reader, 
 	return resp.StatusCode, nil
 }
 
-func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var asJSON bool
-	path, rest, err := adminFlags("imdsd status", statusHelp, args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print the status document as JSON")
-	})
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+// adminErrorCode is the exit code for a failure to reach the socket.
+func adminErrorCode(err error) int {
+	if errors.Is(err, os.ErrPermission) {
+		return exitPermission
 	}
-	if err != nil || len(rest) > 0 {
-		fmt.Fprintf(stderr, "imdsd status: takes flags only\n")
-		return exitUsage
+	return exitUnreachable
+}
+
+var statusSpec = commandSpec{
+	name:     "status",
+	synopsis: "status [--json] [--admin-socket PATH]",
+	summary:  "what the running imdsd serves, and why not",
+	help: `Show what the running imdsd serves: source, role, expiry of the
+credentials (never the secrets), the next refresh and the last error.
+Exit status 0 when valid credentials are served, 1 when not, 3 when no
+imdsd answers, 4 when its socket refuses this user.
+
+Examples:
+  sudo imdsd status
+  imdsd status --json | jq .credentials.expires_at
+`,
+	newCmd: func(cio cmdIO) command { return &statusCmd{cmdIO: cio} },
+}
+
+type statusCmd struct {
+	cmdIO
+	admin  adminTarget
+	asJSON bool
+}
+
+func (c *statusCmd) flags(fs *flag.FlagSet) {
+	c.admin.register(fs)
+	fs.BoolVar(&c.asJSON, "json", false, "print the status document as JSON")
+}
+
+func (c *statusCmd) validate(args []string) error { return takesFlagsOnly("imdsd status", args) }
+
+func (c *statusCmd) Run(ctx context.Context, _ []string) error {
+	path, err := c.admin.path(c.getenv)
+	if err != nil {
+		return err
 	}
 	var st statusDoc
 	if _, err := adminCall(ctx, path, "GET", "/status", nil, &st); err != nil {
-		fmt.Fprintf(stderr, "imdsd status: %v\n", err)
-		return exitUsage
+		return err
 	}
-	if asJSON {
-		enc := json.NewEncoder(stdout)
+	if c.asJSON {
+		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(st)
 	} else {
-		printStatus(stdout, st, time.Now())
+		printStatus(c.stdout, st, time.Now())
 	}
 	if !st.Healthy {
-		return exitError
+		return silentError{exitError}
 	}
-	return exitOK
+	return nil
 }
 
 func printStatus(w io.Writer, st statusDoc, now time.Time) {
@@ -156,95 +179,138 @@ func printStatus(w io.Writer, st statusDoc, now time.Time) {
 	}
 }
 
-func cmdCreds(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var format string
-	path, rest, err := adminFlags("imdsd creds", credsHelp, args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&format, "format", "summary", "summary (no secrets), process (credential_process JSON) or env")
-	})
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+var credsSpec = commandSpec{
+	name:     "creds",
+	synopsis: "creds [--format summary|process|env] [--admin-socket PATH]",
+	summary:  "the served credentials (credential_process JSON with --format process)",
+	help: `Print the credentials the running imdsd serves. The default summary shows
+no secrets; --format process prints the credential_process JSON, so an AWS
+CLI profile can use imdsd too:
+
+  [profile imdsd]
+  credential_process = sudo imdsd creds --format process
+
+--format env prints export lines for a shell.
+
+Examples:
+  imdsd creds
+  eval "$(sudo imdsd creds --format env)"
+`,
+	newCmd: func(cio cmdIO) command { return &credsCmd{cmdIO: cio} },
+}
+
+type credsCmd struct {
+	cmdIO
+	admin  adminTarget
+	format string
+}
+
+func (c *credsCmd) flags(fs *flag.FlagSet) {
+	c.admin.register(fs)
+	fs.StringVar(&c.format, "format", "summary", "summary (no secrets), process (credential_process JSON) or env")
+}
+
+func (c *credsCmd) validate(args []string) error {
+	var errs []error
+	if c.format != "summary" && c.format != "process" && c.format != "env" {
+		errs = append(errs, fmt.Errorf("--format: must be summary, process or env (got %q)", c.format))
 	}
-	if err != nil || len(rest) > 0 || (format != "summary" && format != "process" && format != "env") {
-		fmt.Fprintf(stderr, "imdsd creds: --format must be summary, process or env\n")
-		return exitUsage
+	return errors.Join(append(errs, takesFlagsOnly("imdsd creds", args))...)
+}
+
+func (c *credsCmd) Run(ctx context.Context, _ []string) error {
+	path, err := c.admin.path(c.getenv)
+	if err != nil {
+		return err
 	}
-	if format == "summary" {
+	if c.format == "summary" {
 		var st statusDoc
 		if _, err := adminCall(ctx, path, "GET", "/status", nil, &st); err != nil {
-			fmt.Fprintf(stderr, "imdsd creds: %v\n", err)
-			return exitError
+			return err
 		}
 		if st.Credentials == nil || !st.Healthy {
-			fmt.Fprintf(stderr, "imdsd creds: no valid credentials held; see imdsd status\n")
-			return exitError
+			return errors.New("no valid credentials held; see imdsd status")
 		}
-		fmt.Fprintf(stdout, "role %s, key %s, expires %s\n", firstNonEmpty(st.RoleARN, st.RoleName), st.Credentials.KeyID, st.Credentials.ExpiresAt.UTC().Format(time.RFC3339))
-		return exitOK
+		fmt.Fprintf(c.stdout, "role %s, key %s, expires %s\n", firstNonEmpty(st.RoleARN, st.RoleName), st.Credentials.KeyID, st.Credentials.ExpiresAt.UTC().Format(time.RFC3339))
+		return nil
 	}
 	var raw json.RawMessage
 	code, err := adminCall(ctx, path, "GET", "/credentials", nil, &raw)
 	if err != nil {
-		fmt.Fprintf(stderr, "imdsd creds: %v\n", err)
-		return exitError
+		return err
 	}
 	if code != http.StatusOK {
 		var e struct{ Error string }
 		_ = json.Unmarshal(raw, &e)
 		// A credential_process failure: non-zero exit, message on stderr.
-		fmt.Fprintf(stderr, "imdsd creds: %s\n", e.Error)
-		return exitError
+		return errors.New(e.Error)
 	}
 	var pc processCreds
 	if err := json.Unmarshal(raw, &pc); err != nil {
-		fmt.Fprintf(stderr, "imdsd creds: %v\n", err)
-		return exitError
+		return fmt.Errorf("read the credentials: %w", err)
 	}
-	if format == "process" {
+	if c.format == "process" {
 		b, _ := json.Marshal(pc)
-		fmt.Fprintf(stdout, "%s\n", b)
-		return exitOK
+		fmt.Fprintf(c.stdout, "%s\n", b)
+		return nil
 	}
-	fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\n", pc.AccessKeyID, pc.SecretAccessKey)
+	fmt.Fprintf(c.stdout, "export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\n", pc.AccessKeyID, pc.SecretAccessKey)
 	if pc.SessionToken != "" {
-		fmt.Fprintf(stdout, "export AWS_SESSION_TOKEN=%s\n", pc.SessionToken)
+		fmt.Fprintf(c.stdout, "export AWS_SESSION_TOKEN=%s\n", pc.SessionToken)
 	}
-	return exitOK
+	return nil
 }
 
-func cmdMFA(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	// The code comes first, as in the usage; flags may follow it.
-	var code string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		code, args = args[0], args[1:]
+var mfaSpec = commandSpec{
+	name:     "mfa",
+	synopsis: "mfa CODE [--admin-socket PATH]",
+	summary:  "hand an MFA code to the running imdsd",
+	help: `Hand a current MFA code to the running imdsd, which cannot prompt. Needed
+when mfa_serial is set without mfa_command: with assume-role about once per
+MFA session (36h), with session-token at every refresh.
+
+Examples:
+  sudo imdsd mfa 123456
+`,
+	newCmd: func(cio cmdIO) command { return &mfaCmd{cmdIO: cio} },
+}
+
+type mfaCmd struct {
+	cmdIO
+	admin adminTarget
+}
+
+func (c *mfaCmd) flags(fs *flag.FlagSet) { c.admin.register(fs) }
+
+func (c *mfaCmd) validate(args []string) error {
+	if len(args) != 1 || args[0] == "" {
+		return errors.New("give exactly one code, e.g. imdsd mfa 123456")
 	}
-	path, rest, err := adminFlags("imdsd mfa", mfaHelp, args, getenv, stderr, nil)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if code == "" && len(rest) == 1 {
-		code, rest = rest[0], nil
-	}
-	if err != nil || code == "" || len(rest) > 0 {
-		fmt.Fprint(stderr, "imdsd mfa: give exactly one code, e.g. imdsd mfa 123456\n")
-		return exitUsage
+	return nil
+}
+
+func (c *mfaCmd) Run(ctx context.Context, args []string) error {
+	path, err := c.admin.path(c.getenv)
+	if err != nil {
+		return err
 	}
 	var answer struct{ Result, Error string }
-	status, err := adminCall(ctx, path, "POST", "/mfa", strings.NewReader(code), &answer)
+	status, err := adminCall(ctx, path, "POST", "/mfa", strings.NewReader(args[0]), &answer)
 	if err != nil {
-		fmt.Fprintf(stderr, "imdsd mfa: %v\n", err)
-		return exitError
+		return err
 	}
 	if status != http.StatusAccepted {
-		fmt.Fprintf(stderr, "imdsd mfa: %s\n", answer.Error)
-		return exitError
+		return errors.New(answer.Error)
 	}
-	fmt.Fprintln(stdout, answer.Result)
-	return exitOK
+	fmt.Fprintln(c.stdout, answer.Result)
+	return nil
 }
 
-const reloadHelp = `Usage: imdsd reload [--admin-socket PATH]
-
-Make the running imdsd read its configuration again (as SIGHUP does) and
+var reloadSpec = commandSpec{
+	name:     "reload",
+	synopsis: "reload [--admin-socket PATH]",
+	summary:  "make the running imdsd re-read its configuration",
+	help: `Make the running imdsd read its configuration again (as SIGHUP does) and
 wait for the outcome: listeners that stay keep their sockets, issued
 tokens stay valid, a changed source takes over after its first fetch. An
 invalid configuration is refused with its errors (exit 1) and the running
@@ -253,29 +319,32 @@ one stays. systemctl reload imdsd runs this.
 Examples:
   sudo imdsd reload
   sudo systemctl reload imdsd
+`,
+	newCmd: func(cio cmdIO) command { return &reloadCmd{cmdIO: cio} },
+}
 
-Flags:
-`
+type reloadCmd struct {
+	cmdIO
+	admin adminTarget
+}
 
-func cmdReload(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	path, rest, err := adminFlags("imdsd reload", reloadHelp, args, getenv, stderr, nil)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil || len(rest) > 0 {
-		fmt.Fprint(stderr, "imdsd reload: takes flags only\n")
-		return exitUsage
+func (c *reloadCmd) flags(fs *flag.FlagSet) { c.admin.register(fs) }
+
+func (c *reloadCmd) validate(args []string) error { return takesFlagsOnly("imdsd reload", args) }
+
+func (c *reloadCmd) Run(ctx context.Context, _ []string) error {
+	path, err := c.admin.path(c.getenv)
+	if err != nil {
+		return err
 	}
 	var answer struct{ Result, Error string }
 	status, err := adminCall(ctx, path, "POST", "/reload", nil, &answer)
 	if err != nil {
-		fmt.Fprintf(stderr, "imdsd reload: %v\n", err)
-		return exitError
+		return err
 	}
 	if status != http.StatusOK {
-		fmt.Fprintf(stderr, "imdsd reload: refused; the running configuration stays:\n  %s\n", strings.ReplaceAll(answer.Error, "\n", "\n  "))
-		return exitError
+		return fmt.Errorf("refused; the running configuration stays:\n%s", answer.Error)
 	}
-	fmt.Fprintln(stdout, answer.Result)
-	return exitOK
+	fmt.Fprintln(c.stdout, answer.Result)
+	return nil
 }

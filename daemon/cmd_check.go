@@ -5,38 +5,44 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 )
 
-const checkHelp = `Usage: imdsd check-config [--config FILE] [run flags]
-
-Validate the configuration imdsd run would use (file, IMDSD_* variables and
-flags), including every STS parameter, without serving or calling STS.
-Exit status 0 when valid, 1 when not.
+var checkSpec = commandSpec{
+	name:     "check-config",
+	synopsis: "check-config [--config FILE] [run flags]",
+	summary:  "validate the configuration, exit 0 or 1",
+	help: `Validate the configuration imdsd run would use (file, IMDSD_* variables and
+flags), including every STS parameter and the base credentials a source
+needs, without serving or calling STS. Exit status 0 when valid, 1 when not.
 
 Examples:
   imdsd check-config
   imdsd check-config --config /etc/imdsd/config.yaml
   IMDSD_SOURCE=assume-role imdsd check-config --role-arn arn:aws:iam::123456789012:role/dev
+`,
+	newCmd: func(cio cmdIO) command { return &checkCmd{cmdIO: cio} },
+}
 
-Flags:
-`
+// checkCmd is imdsd check-config: the run flags.
+type checkCmd struct {
+	cmdIO
+	rf runFlags
+}
 
-func cmdCheckConfig(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	c, path, _, loadErr, invalid := loadRunConfig(ctx, "imdsd check-config", checkHelp, args, getenv, stderr, hostDeps(getenv))
-	if errors.Is(loadErr, flag.ErrHelp) {
-		return exitOK
-	}
-	err := errors.Join(loadErr, invalid)
+func (c *checkCmd) flags(fs *flag.FlagSet) { c.rf.register(fs) }
+
+func (c *checkCmd) validate(args []string) error { return takesFlagsOnly("imdsd check-config", args) }
+
+func (c *checkCmd) Run(ctx context.Context, _ []string) error {
+	cfg, path, _, loadErr, invalid := loadRunConfig(ctx, &c.rf, c.getenv, hostDeps(c.getenv))
 	if path == "" {
 		path = "no config file"
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "imdsd check-config: %s: invalid:\n  %s\n", path, strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		return exitError
+	if err := errors.Join(loadErr, invalid); err != nil {
+		return fmt.Errorf("%s: invalid:\n%w", path, err)
 	}
-	fmt.Fprintf(stdout, "%s: valid: source %s, role %s, region %s, listening on %s, tokens %s\n",
-		path, c.Source, c.RoleName, c.Region, strings.Join(c.Listen, ", "), c.TokenMode)
-	return exitOK
+	fmt.Fprintf(c.stdout, "%s: valid: source %s, role %s, region %s, listening on %s, tokens %s\n",
+		path, cfg.Source, cfg.RoleName, cfg.Region, strings.Join(cfg.Listen, ", "), cfg.TokenMode)
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -24,22 +23,51 @@ var _ interface{ Publish(imds.Snapshot) } = (*imds.Handler)(nil)
 // drainTimeout bounds how long a shutdown waits for requests in flight.
 const drainTimeout = 10 * time.Second
 
-func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+var runSpec = commandSpec{
+	name:     "run",
+	synopsis: "run [flags]",
+	summary:  "serve in the foreground",
+	help:     runHelp,
+	newCmd:   func(cio cmdIO) command { return &runCmd{cmdIO: cio} },
+}
+
+// runCmd is imdsd run: every setting as a flag.
+type runCmd struct {
+	cmdIO
+	rf runFlags
+}
+
+func (c *runCmd) flags(fs *flag.FlagSet) { c.rf.register(fs) }
+
+func (c *runCmd) validate(args []string) error { return takesFlagsOnly("imdsd run", args) }
+
+// Run serves until ctx ends: under the Windows service control manager
+// through kardianos's Run (the SCM's start and stop requests), everywhere
+// else directly.
+func (c *runCmd) Run(ctx context.Context, _ []string) error {
+	code := runService(ctx, c.serve, c.stderr)
+	if code != exitOK {
+		return silentError{code}
+	}
+	return nil
+}
+
+// serve is imdsd run in the foreground; it returns the exit code.
+func (c *runCmd) serve(ctx context.Context) int {
+	getenv, stdout, stderr := c.getenv, c.stdout, c.stderr
 	deps := hostDeps(getenv)
 	deps.mfaInbox = rotator.NewMFAInbox(nil)
-	c, _, fetcher, loadErr, invalid := loadRunConfig(ctx, "imdsd run", runHelp, args, getenv, stderr, deps)
+	cfg, _, fetcher, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, deps)
 	switch {
-	case errors.Is(loadErr, flag.ErrHelp):
-		return exitOK
 	case loadErr != nil:
-		fmt.Fprintf(stderr, "imdsd run: %s\n", strings.ReplaceAll(loadErr.Error(), "\n", "\n  "))
+		printError(stderr, "imdsd run", loadErr)
 		return exitUsage
 	case invalid != nil:
-		fmt.Fprintf(stderr, "imdsd run: invalid configuration:\n  %s\n", strings.ReplaceAll(invalid.Error(), "\n", "\n  "))
+		printError(stderr, "imdsd run", fmt.Errorf("invalid configuration:\n%w", invalid))
 		return exitUsage
 	}
-	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	d, err := newDaemon(c, fetcher, log)
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	d, err := newDaemon(cfg, fetcher, log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitError
@@ -47,11 +75,11 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	d.inbox = deps.mfaInbox
 	// SIGHUP re-reads every layer (file, environment, the same flags).
 	reload := func(ctx context.Context) (Config, rotator.Fetcher, error) {
-		c, _, f, loadErr, invalid := loadRunConfig(ctx, "imdsd run", runHelp, args, getenv, io.Discard, deps)
+		cfg, _, f, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, deps)
 		if err := errors.Join(loadErr, invalid); err != nil {
 			return Config{}, nil, err
 		}
-		return c, f, nil
+		return cfg, f, nil
 	}
 	hup := make(chan os.Signal, 1)
 	notifyHangup(hup)

@@ -25,9 +25,7 @@ import (
 // plist, the SCM); this file adds the rest (the socket unit, the loopback
 // alias on Windows) and the checks around it.
 
-const aliasHelp = `Usage: imdsd alias add|remove [--ipv6] [ADDRESS…]
-
-Add the IMDS address to the loopback interface, or remove it (default
+const aliasHelp = `Add the IMDS address to the loopback interface, or remove it (default
 169.254.169.254; --ipv6 also fd00:ec2::254), as a single-host address:
 /32 and /128 on Linux (lo), netmask 255.255.255.255 on macOS (lo0), the
 loopback pseudo-interface on Windows. Adding what is there and removing
@@ -40,15 +38,11 @@ Examples:
   sudo imdsd alias add
   sudo imdsd alias add --ipv6
   sudo imdsd alias remove 169.254.169.254 fd00:ec2::254
-
-Flags:
 `
 
-var installHelp = `Usage: imdsd install [--dry-run] [--user NAME] [--ipv6] [--socket-activation] [run flags]
-
-Install imdsd as a service (systemd on Linux, launchd on macOS, the service
+var installHelp = `Install imdsd as a service (systemd on Linux, launchd on macOS, the service
 control manager on Windows) that runs "imdsd run" with the run flags given
-here, serving 169.254.169.254:80 (and [fd00:ec2::254]:80 with --ipv6) unless
+after "--", serving 169.254.169.254:80 (and [fd00:ec2::254]:80 with --ipv6) unless
 --listen says otherwise. The run flags are validated as imdsd check-config
 does, and an invalid configuration is refused. The config file
 (` + defaultConfigPath() + `) is read by the service when it exists;
@@ -58,28 +52,16 @@ Installing again with other flags replaces the service's definition
 (restart it to apply them); with the same flags it changes nothing.
 Needs root, except --dry-run.
 
-Install flags:
-  --dry-run             print every file install would write, in full, and
-                        every command it would run; change nothing
-  --user NAME           run as NAME (default: a dynamic user "imdsd" on
-                        Linux, root on macOS, LocalService on Windows); a real
-                        user's ~/.aws profile is readable by the service
-  --ipv6                also alias and serve fd00:ec2::254
-  --socket-activation   (Linux) systemd binds port 80 (imdsd.socket) and the
-                        service runs with no capability at all
-
 Examples:
-  sudo imdsd install --source assume-role --role-arn arn:aws:iam::123456789012:role/dev
-  sudo imdsd install --user alice --source profile --profile sso-dev
-  imdsd install --dry-run --ipv6 --socket-activation --source dev
-  sudo imdsd install --source profile --profile dev && sudo imdsd start && aws sts get-caller-identity
+  sudo imdsd install -- --source assume-role --role-arn arn:aws:iam::123456789012:role/dev
+  sudo imdsd install --user alice -- --source profile --profile sso-dev
+  imdsd install --dry-run --ipv6 --socket-activation -- --source dev
+  sudo imdsd install -- --source profile --profile dev && sudo imdsd start && aws sts get-caller-identity
 
-Run flags (as imdsd run --help lists them):
+The run flags after "--" are those of imdsd run --help.
 `
 
-const uninstallHelp = `Usage: imdsd uninstall [--dry-run]
-
-Stop and remove the imdsd service and everything imdsd install added: the
+const uninstallHelp = `Stop and remove the imdsd service and everything imdsd install added: the
 unit or plist, imdsd.socket, the loopback aliases (169.254.169.254 and
 fd00:ec2::254). The config file is kept. Uninstalling what is not installed
 succeeds. Needs root, except --dry-run.
@@ -87,13 +69,9 @@ succeeds. Needs root, except --dry-run.
 Examples:
   sudo imdsd uninstall
   imdsd uninstall --dry-run
-
-Flags:
 `
 
-const controlHelp = `Usage: imdsd %[1]s
-
-%[2]s the installed imdsd service through the service manager (systemctl,
+const controlHelp = `%[2]s the installed imdsd service through the service manager (systemctl,
 launchctl, the Windows service control manager). On Linux, starting waits
 until imdsd holds its first credentials (up to 2 minutes); stopping drains
 the requests in flight.
@@ -127,22 +105,106 @@ func hostSvcEnv() svcEnv {
 	}
 }
 
-func cmdAlias(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) int {
-	return hostSvcEnv().alias(ctx, args, stdout, stderr)
+var aliasSpec = commandSpec{
+	name:     "alias",
+	synopsis: "alias add|remove [--ipv6] [ADDRESS…]",
+	summary:  "add or remove 169.254.169.254 on the loopback interface",
+	help:     aliasHelp,
+	newCmd:   func(cio cmdIO) command { return &aliasCmd{cmdIO: cio, env: hostSvcEnv()} },
 }
 
-func cmdInstall(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return hostSvcEnv().install(ctx, args, getenv, stdout, stderr)
+type aliasCmd struct {
+	cmdIO
+	env  svcEnv
+	ipv6 bool
 }
 
-func cmdUninstall(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) int {
-	return hostSvcEnv().uninstall(ctx, args, stdout, stderr)
-}
+func (c *aliasCmd) flags(fs *flag.FlagSet) { fs.BoolVar(&c.ipv6, "ipv6", false, "also fd00:ec2::254") }
 
-func cmdControl(action string) func(context.Context, []string, func(string) string, io.Writer, io.Writer) int {
-	return func(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) int {
-		return hostSvcEnv().control(action, args, stdout, stderr)
+func (c *aliasCmd) validate(args []string) error {
+	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
+		return errors.New("want add or remove, e.g. imdsd alias add")
 	}
+	_, err := aliasAddrs(args[1:], c.ipv6)
+	return err
+}
+
+func (c *aliasCmd) Run(ctx context.Context, args []string) error {
+	return c.env.alias(ctx, args[0], args[1:], c.ipv6, c.stdout)
+}
+
+var installSpec = commandSpec{
+	name:     "install",
+	synopsis: "install [--dry-run] [--user NAME] [--ipv6] [--socket-activation] [-- RUN FLAGS]",
+	summary:  "install the service running 'imdsd run RUN FLAGS' (--dry-run shows it)",
+	help:     installHelp,
+	newCmd:   func(cio cmdIO) command { return &installCmd{cmdIO: cio, env: hostSvcEnv()} },
+}
+
+type installCmd struct {
+	cmdIO
+	env svcEnv
+	installOptions
+}
+
+func (c *installCmd) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.dryRun, "dry-run", false, "print every file install would write, in full, and every command it would run; change nothing")
+	fs.StringVar(&c.UserName, "user", "", "run as `NAME` (default: a dynamic user \"imdsd\" on Linux, root on macOS, LocalService on Windows)")
+	fs.BoolVar(&c.IPv6, "ipv6", false, "also alias and serve fd00:ec2::254")
+	fs.BoolVar(&c.SocketActivation, "socket-activation", false, "(Linux) systemd binds port 80 (imdsd.socket) and the service runs with no capability at all")
+}
+
+func (c *installCmd) Run(ctx context.Context, args []string) error {
+	return c.env.install(ctx, c.installOptions, args, c.cmdIO)
+}
+
+var uninstallSpec = commandSpec{
+	name:     "uninstall",
+	synopsis: "uninstall [--dry-run]",
+	summary:  "remove the service, its socket and the loopback aliases",
+	help:     uninstallHelp,
+	newCmd:   func(cio cmdIO) command { return &uninstallCmd{cmdIO: cio, env: hostSvcEnv()} },
+}
+
+type uninstallCmd struct {
+	cmdIO
+	env    svcEnv
+	dryRun bool
+}
+
+func (c *uninstallCmd) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.dryRun, "dry-run", false, "print what uninstall would do and change nothing")
+}
+
+func (c *uninstallCmd) validate(args []string) error { return takesFlagsOnly("imdsd uninstall", args) }
+
+func (c *uninstallCmd) Run(ctx context.Context, _ []string) error {
+	return c.env.uninstall(ctx, c.dryRun, c.stdout)
+}
+
+func controlSpec(action string) commandSpec {
+	verb := map[string]string{"start": "Start", "stop": "Stop", "restart": "Restart"}[action]
+	return commandSpec{
+		name:     action,
+		synopsis: action,
+		summary:  strings.ToLower(verb) + " the installed service",
+		help:     fmt.Sprintf(controlHelp, action, verb),
+		newCmd:   func(cio cmdIO) command { return &controlCmd{cmdIO: cio, env: hostSvcEnv(), action: action} },
+	}
+}
+
+type controlCmd struct {
+	cmdIO
+	env    svcEnv
+	action string
+}
+
+func (*controlCmd) flags(*flag.FlagSet) {}
+
+func (c *controlCmd) validate(args []string) error { return takesFlagsOnly("imdsd "+c.action, args) }
+
+func (c *controlCmd) Run(context.Context, []string) error {
+	return c.env.control(c.action, c.stdout)
 }
 
 // executablePath is this executable as the service must run it: absolute,
@@ -180,138 +242,32 @@ func aliasAddrs(args []string, ipv6 bool) ([]netip.Addr, error) {
 	return addrs, errors.Join(errs...)
 }
 
-func (e svcEnv) alias(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	newFlags := func(name string) (*flag.FlagSet, *bool) {
-		fset := newFlagSet(name, aliasHelp, stderr)
-		return fset, fset.Bool("ipv6", false, "also fd00:ec2::254")
-	}
-	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
-		fset, _ := newFlags("imdsd alias")
-		if len(args) > 0 && isHelp(args[0]) {
-			fset.SetOutput(stdout)
-			fset.Usage()
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "imdsd alias: want add or remove (see imdsd alias --help)\n")
-		return exitUsage
-	}
-	op := args[0]
-	name := "imdsd alias " + op
-	fset, ipv6 := newFlags(name)
-	if code, ok := parseCommandFlags(fset, args[1:]); !ok {
-		return code
-	}
-	addrs, err := aliasAddrs(fset.Args(), *ipv6)
+// alias adds (op "add") or removes the addresses of args, else the IMDS
+// ones, on the loopback interface.
+func (e svcEnv) alias(ctx context.Context, op string, args []string, ipv6 bool, stdout io.Writer) error {
+	addrs, err := aliasAddrs(args, ipv6)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitUsage
+		return withCode(exitUsage, err)
 	}
 	apply, state := install.AddAlias, "on"
 	if op == "remove" {
 		apply, state = install.RemoveAlias, "not on"
 	}
-	code := exitOK
+	var errs []error
 	for _, ip := range addrs {
 		if err := apply(ctx, e.run, ip); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", name, err)
-			code = exitError
+			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: %s is %s the loopback interface\n", name, ip, state)
+		fmt.Fprintf(stdout, "imdsd alias %s: %s is %s the loopback interface\n", op, ip, state)
 	}
-	return code
-}
-
-func isHelp(a string) bool {
-	switch a {
-	case "-h", "-help", "--help", "help":
-		return true
-	}
-	return false
-}
-
-// newFlagSet is a flag set whose usage prints help, then the flags.
-func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
-	fset := flag.NewFlagSet(name, flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), help)
-		fset.PrintDefaults()
-	}
-	return fset
-}
-
-// parseCommandFlags parses args; when it returns ok false, the command ends
-// with code (0 after --help, 2 after a bad flag, which flag has reported).
-func parseCommandFlags(fset *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
-		return exitUsage, false
-	}
-	return exitOK, true
+	return errors.Join(errs...)
 }
 
 // installOptions are install's own flags; the others are run flags.
 type installOptions struct {
 	dryRun bool
 	install.ServiceOptions
-}
-
-// installFlags are install's own flags, by name: true for those taking a
-// value.
-var installFlags = map[string]bool{"dry-run": false, "user": true, "ipv6": false, "socket-activation": false}
-
-// splitInstallArgs separates install's flags from the run flags, in order,
-// knowing which run flags take a value (so that the value of one is never
-// read as a flag). Anything else goes to the run flags, whose parser
-// reports it.
-func splitInstallArgs(args []string) (own, run []string) {
-	var c Config
-	var path string
-	runFlags := newRunFlagSet("imdsd run", &c, &path, io.Discard, "")
-	takesValue := func(name string) bool {
-		if v, ok := installFlags[name]; ok {
-			return v
-		}
-		f := runFlags.Lookup(name)
-		if f == nil {
-			return false
-		}
-		b, ok := f.Value.(interface{ IsBoolFlag() bool })
-		return !ok || !b.IsBoolFlag()
-	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
-			run = append(run, args[i:]...)
-			break
-		}
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		dst := &run
-		if _, ok := installFlags[name]; ok || isHelp(a) {
-			dst = &own
-		}
-		*dst = append(*dst, a)
-		if !hasValue && takesValue(name) && i+1 < len(args) {
-			i++
-			*dst = append(*dst, args[i])
-		}
-	}
-	return own, run
-}
-
-// hasFlag reports whether the run flags args set the flag name. Flags that
-// do not parse set nothing here; loadConfig reports them.
-func hasFlag(args []string, name string) bool {
-	var c Config
-	var path string
-	fset := newRunFlagSet("imdsd run", &c, &path, io.Discard, "")
-	_ = fset.Parse(args)
-	found := false
-	fset.Visit(func(f *flag.Flag) { found = found || f.Name == name })
-	return found
 }
 
 // serviceGetenv is the environment the installed service will see of
@@ -344,79 +300,63 @@ func settingEnvNames() []string {
 	return names
 }
 
-// checkRunConfig loads and validates the configuration `imdsd run args`
-// would use, as imdsd check-config does: every layer (loadErr: unreadable
-// or malformed flags and files), then the endpoint's settings and the
-// source's, STS parameters included, without calling STS (invalid).
-func checkRunConfig(ctx context.Context, name, help string, args []string, getenv func(string) string, stderr io.Writer) (c Config, loadErr, invalid error) {
-	c, _, _, loadErr, invalid = loadRunConfig(ctx, name, help, args, getenv, stderr, hostDeps(getenv))
-	return c, loadErr, invalid
-}
-
-func (e svcEnv) install(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	const name = "imdsd install"
-	ownArgs, runArgs := splitInstallArgs(args)
-	var o installOptions
-	fset := newFlagSet(name, installHelp, stderr)
-	fset.Usage = func() {
-		fmt.Fprint(stderr, installHelp)
-		var c Config
-		var path string
-		newRunFlagSet(name, &c, &path, stderr, "").PrintDefaults()
-	}
-	fset.BoolVar(&o.dryRun, "dry-run", false, "")
-	fset.StringVar(&o.UserName, "user", "", "")
-	fset.BoolVar(&o.IPv6, "ipv6", false, "")
-	fset.BoolVar(&o.SocketActivation, "socket-activation", false, "")
-	if code, ok := parseCommandFlags(fset, ownArgs); !ok {
-		return code
+// install checks the configuration the service would run with (the run
+// flags in runArgs, the config file, no IMDSD_* variable of this shell) and
+// installs the service, or prints what it would do.
+func (e svcEnv) install(ctx context.Context, o installOptions, runArgs []string, cio cmdIO) error {
+	stdout, stderr := cio.stdout, cio.stderr
+	var rf runFlags
+	fs := flag.NewFlagSet("imdsd run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	rf.register(fs)
+	var errs []error
+	if rest, err := parseArgs(fs, runArgs); err != nil {
+		errs = append(errs, fmt.Errorf("run flags: %w", err))
+	} else if len(rest) > 0 {
+		errs = append(errs, fmt.Errorf("unexpected argument %q: the run flags after \"--\" are flags only", rest[0]))
 	}
 	if o.SocketActivation && e.goos != "linux" {
-		fmt.Fprintf(stderr, "%s: --socket-activation: systemd (Linux) only\n", name)
-		return exitUsage
+		errs = append(errs, errors.New("--socket-activation: systemd (Linux) only"))
 	}
-	if o.SocketActivation && hasFlag(runArgs, "listen") {
-		fmt.Fprintf(stderr, "%s: --socket-activation: the service serves what imdsd.socket binds (%s); drop --listen\n",
-			name, strings.Join(install.ListenAddrs(o.ServiceOptions), ", "))
-		return exitUsage
+	if o.SocketActivation && rf.given("listen") {
+		errs = append(errs, fmt.Errorf("--socket-activation: the service serves what imdsd.socket binds (%s); drop --listen",
+			strings.Join(install.ListenAddrs(o.ServiceOptions), ", ")))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return withCode(exitUsage, err)
 	}
 	if !o.dryRun && e.goos != "windows" && e.euid() != 0 {
-		fmt.Fprintf(stderr, "%s: must run as root (sudo imdsd install …)\n", name)
-		return exitError
+		return withCode(exitPermission, errors.New("must run as root (sudo imdsd install …)"))
 	}
-	if !hasFlag(runArgs, "listen") {
+	if !rf.given("listen") {
 		for _, a := range install.ListenAddrs(o.ServiceOptions) {
 			runArgs = append(runArgs, "--listen", a)
+			_ = fs.Set("listen", a)
 		}
 	}
-	if names := ignoredEnv(getenv); len(names) > 0 {
-		fmt.Fprintf(stderr, "%s: ignoring %s: the service does not inherit this shell's environment; use flags or the config file\n",
-			name, strings.Join(names, ", "))
+	if names := ignoredEnv(cio.getenv); len(names) > 0 {
+		fmt.Fprintf(stderr, "imdsd install: ignoring %s: the service does not inherit this shell's environment; use flags or the config file\n",
+			strings.Join(names, ", "))
 	}
-	cfg, loadErr, invalid := checkRunConfig(ctx, name, installHelp, runArgs, serviceGetenv(getenv), stderr)
+	getenv := serviceGetenv(cio.getenv)
+	cfg, _, _, loadErr, invalid := loadRunConfig(ctx, &rf, getenv, hostDeps(getenv))
 	switch {
-	case errors.Is(loadErr, flag.ErrHelp):
-		return exitOK
 	case loadErr != nil:
-		fmt.Fprintf(stderr, "%s: %s\n", name, strings.ReplaceAll(loadErr.Error(), "\n", "\n  "))
-		return exitUsage
+		return withCode(exitUsage, loadErr)
 	case invalid != nil:
-		fmt.Fprintf(stderr, "%s: invalid configuration:\n  %s\n", name, strings.ReplaceAll(invalid.Error(), "\n", "\n  "))
-		return exitUsage
+		return withCode(exitUsage, fmt.Errorf("invalid configuration:\n%w", invalid))
 	}
 	if cfg.Source == "dev" {
-		fmt.Fprintf(stderr, "%s: note: the service will serve the dev source's made-up credentials, which AWS refuses; "+
-			"give a real source (--source assume-role --role-arn …, see imdsd run --help) or set source in %s\n", name, defaultConfigPath())
+		fmt.Fprintf(stderr, "imdsd install: note: the service will serve the dev source's made-up credentials, which AWS refuses; "+
+			"give a real source (-- --source assume-role --role-arn …, see imdsd run --help) or set source in %s\n", defaultConfigPath())
 	}
 	exe, err := e.executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+		return err
 	}
 	files, commands, err := install.Plan(e.goos, exe, runArgs, o.ServiceOptions)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+		return err
 	}
 	var refuse string
 	switch {
@@ -430,17 +370,12 @@ func (e svcEnv) install(ctx context.Context, args []string, getenv func(string) 
 		if refuse != "" {
 			fmt.Fprintf(stdout, "\n# Note: imdsd install would refuse here: %s.\n", refuse)
 		}
-		return exitOK
+		return nil
 	}
 	if refuse != "" {
-		fmt.Fprintf(stderr, "%s: %s\n", name, refuse)
-		return exitError
+		return errors.New(refuse)
 	}
-	if err := e.doInstall(o.ServiceOptions, exe, runArgs, files, stdout); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
-	}
-	return exitOK
+	return e.doInstall(o.ServiceOptions, exe, runArgs, files, stdout)
 }
 
 // doInstall installs the planned service. When a service is installed
@@ -655,44 +590,32 @@ type step struct {
 	do   func() error
 }
 
-func (e svcEnv) uninstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const name = "imdsd uninstall"
-	fset := newFlagSet(name, uninstallHelp, stderr)
-	dryRun := fset.Bool("dry-run", false, "print what uninstall would do and change nothing")
-	if code, ok := parseCommandFlags(fset, args); !ok {
-		return code
-	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fset.Arg(0))
-		return exitUsage
-	}
-	if !*dryRun && e.goos != "windows" && e.euid() != 0 {
-		fmt.Fprintf(stderr, "%s: must run as root (sudo imdsd uninstall)\n", name)
-		return exitError
+// uninstall removes the service and everything install added, or prints
+// what it would do.
+func (e svcEnv) uninstall(ctx context.Context, dryRun bool, stdout io.Writer) error {
+	if !dryRun && e.goos != "windows" && e.euid() != 0 {
+		return withCode(exitPermission, errors.New("must run as root (sudo imdsd uninstall)"))
 	}
 	exe, err := e.executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+		return err
 	}
 	s, err := e.newService(nopProgram{}, install.ServiceConfig(exe, nil, install.ServiceOptions{}))
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: service manager: %v\n", name, err)
-		return exitError
+		return fmt.Errorf("service manager: %w", err)
 	}
 	files, _, err := install.Plan(e.goos, exe, nil, install.ServiceOptions{})
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+		return err
 	}
 	unit, _ := serviceFiles(files)
 	installed, err := e.installed(s, unit)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+		return err
 	}
+	const name = "imdsd uninstall"
 	steps := e.uninstallSteps(ctx, s, installed, unit.Path)
-	if *dryRun {
+	if dryRun {
 		fmt.Fprintf(stdout, "# imdsd uninstall --dry-run: nothing was changed. As root, imdsd uninstall would:\n")
 		for _, st := range steps {
 			fmt.Fprintln(stdout, st.show)
@@ -700,20 +623,19 @@ func (e svcEnv) uninstall(ctx context.Context, args []string, stdout, stderr io.
 	} else {
 		for _, st := range steps {
 			if err := st.do(); err != nil {
-				fmt.Fprintf(stderr, "%s: %v\n", name, err)
-				return exitError
+				return err
 			}
 		}
 	}
-	if !installed && !*dryRun {
+	if !installed && !dryRun {
 		fmt.Fprintf(stdout, "%s: imdsd was not installed; nothing else to remove\n", name)
-	} else if !*dryRun {
+	} else if !dryRun {
 		fmt.Fprintf(stdout, "%s: removed the imdsd service and the loopback aliases\n", name)
 	}
 	if cfg := defaultConfigPath(); e.exists(cfg) {
 		fmt.Fprintf(stdout, "%s: kept %s (yours; delete it by hand if you want)\n", name, cfg)
 	}
-	return exitOK
+	return nil
 }
 
 // uninstallSteps lists what removing the service takes, in order: the
@@ -784,29 +706,17 @@ func uninstallService(s service.Service) func() error {
 }
 
 // control starts, stops or restarts the installed service.
-func (e svcEnv) control(action string, args []string, stdout, stderr io.Writer) int {
-	name := "imdsd " + action
-	verb := map[string]string{"start": "Start", "stop": "Stop", "restart": "Restart"}[action]
-	fset := newFlagSet(name, fmt.Sprintf(controlHelp, action, verb), stderr)
-	if code, ok := parseCommandFlags(fset, args); !ok {
-		return code
-	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fset.Arg(0))
-		return exitUsage
-	}
+func (e svcEnv) control(action string, stdout io.Writer) error {
 	exe, err := e.executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+		return err
 	}
 	s, err := e.newService(nopProgram{}, install.ServiceConfig(exe, nil, install.ServiceOptions{}))
 	if err == nil {
 		files, _, perr := install.Plan(e.goos, exe, nil, install.ServiceOptions{})
 		unit, _ := serviceFiles(files)
 		if installed, _ := e.installed(s, unit); perr == nil && !installed {
-			fmt.Fprintf(stderr, "%s: imdsd is not installed: sudo imdsd install first\n", name)
-			return exitError
+			return errors.New("imdsd is not installed: sudo imdsd install first")
 		}
 		switch action {
 		case "start":
@@ -818,16 +728,15 @@ func (e svcEnv) control(action string, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n  see: %s, and imdsd status\n", name, err, e.logHint())
-		return exitError
+		return fmt.Errorf("%w\nsee: %s, and imdsd status", err, e.logHint())
 	}
 	past := map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[action]
-	fmt.Fprintf(stdout, "%s: %s the imdsd service (%s)", name, past, e.platform())
+	fmt.Fprintf(stdout, "imdsd %s: %s the imdsd service (%s)", action, past, e.platform())
 	if action != "stop" {
 		fmt.Fprint(stdout, "; imdsd status shows what it serves")
 	}
 	fmt.Fprintln(stdout)
-	return exitOK
+	return nil
 }
 
 // logHint is where the service's log is.

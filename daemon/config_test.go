@@ -69,7 +69,7 @@ func TestConfigFileBad(t *testing.T) {
 }
 
 func TestConfigFileGood(t *testing.T) {
-	c, path, err := loadConfig("imdsd run", runHelp, []string{"--config", "testdata/good/all-kinds.yaml"}, noEnv, io.Discard)
+	c, path, err := loadConfigArgs([]string{"--config", "testdata/good/all-kinds.yaml"}, noEnv)
 	if err != nil {
 		t.Fatalf("loadConfig() = %v", err)
 	}
@@ -108,7 +108,7 @@ func TestConfigPrecedence(t *testing.T) {
 		"IMDSD_LISTEN":       "127.0.0.1:2222, [::1]:2222",
 		"IMDSD_DEV_LIFETIME": "3h",
 	}
-	c, path, err := loadConfig("imdsd run", runHelp, []string{"--region", "eu-west-3", "--listen", "127.0.0.1:3333"}, func(k string) string { return env[k] }, io.Discard)
+	c, path, err := loadConfigArgs([]string{"--region", "eu-west-3", "--listen", "127.0.0.1:3333"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,13 +144,13 @@ func TestConfigLoadErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := loadConfig("imdsd run", runHelp, tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			_, _, err := loadConfigArgs(tc.args, func(k string) string { return tc.env[k] })
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("loadConfig() = %v, want %q", err, tc.want)
 			}
 		})
 	}
-	if _, _, err := loadConfig("imdsd run", runHelp, []string{"--help"}, noEnv, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if _, _, err := loadConfigArgs([]string{"--help"}, noEnv); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v, want flag.ErrHelp", err)
 	}
 }

@@ -86,20 +86,21 @@ func (p *program) exitCode() int {
 	}
 }
 
-// cmdRunService is `imdsd run`: under the Windows service control manager
-// through kardianos's Run (the SCM's start and stop requests), everywhere
-// else directly.
-func cmdRunService(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// runService runs serve (imdsd run): under the Windows service control
+// manager through kardianos's Run (the SCM's start and stop requests),
+// everywhere else directly. It returns serve's exit code.
+func runService(ctx context.Context, serve func(ctx context.Context) int, stderr io.Writer) int {
 	if runtime.GOOS != "windows" || service.Interactive() {
-		return cmdRun(ctx, args, getenv, stdout, stderr)
+		return serve(ctx)
 	}
-	p := newProgram(func(ctx context.Context) int { return cmdRun(ctx, args, getenv, stdout, stderr) }, programStopWait)
+	p := newProgram(serve, programStopWait)
 	return runProgram(p, func(p *program) (service.Service, error) {
 		exe, err := executablePath()
 		if err != nil {
 			return nil, err
 		}
-		return service.New(p, install.ServiceConfig(exe, args, install.ServiceOptions{}))
+		// The SCM knows the arguments; Run needs only the name.
+		return service.New(p, install.ServiceConfig(exe, nil, install.ServiceOptions{}))
 	}, stderr)
 }
 

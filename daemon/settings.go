@@ -96,62 +96,79 @@ func (l *listFlag) Set(v string) error {
 // configFlag names the config file; it is not a setting of its own.
 const configFlag = "config"
 
-// newRunFlagSet registers every setting into a flag set writing to c.
-func newRunFlagSet(name string, c *Config, configPath *string, stderr io.Writer, help string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, help)
-		fs.PrintDefaults()
-	}
-	fs.StringVar(configPath, configFlag, *configPath, "config file (YAML; default "+defaultConfigPath()+" when it exists; env IMDSD_CONFIG)")
+// runFlags are the settings given as flags, shared by run, check-config
+// and install (after "--"): the config file path and every setting that
+// has a flag. Only flags given on the command line override the lower
+// layers (apply).
+type runFlags struct {
+	configPath string
+	values     Config
+	fs         *flag.FlagSet // set by register; Visit tells what was given
+}
+
+// register adds --config and a flag per setting to fs.
+func (f *runFlags) register(fs *flag.FlagSet) {
+	f.fs = fs
+	fs.StringVar(&f.configPath, configFlag, "", "config file (YAML; default "+defaultConfigPath()+" when it exists; env IMDSD_CONFIG)")
 	for _, s := range settings {
 		if s.flag == "" {
 			continue
 		}
-		switch p := s.field(c).(type) {
+		switch p := s.field(&f.values).(type) {
 		case *string:
-			fs.StringVar(p, s.flag, *p, s.usage)
+			fs.StringVar(p, s.flag, "", s.usage)
 		case *[]string:
 			fs.Var(&listFlag{vals: p}, s.flag, s.usage)
 		case *bool:
-			fs.BoolVar(p, s.flag, *p, s.usage)
+			fs.BoolVar(p, s.flag, false, s.usage)
 		case *time.Duration:
-			fs.DurationVar(p, s.flag, *p, s.usage)
+			fs.DurationVar(p, s.flag, 0, s.usage)
 		}
 	}
-	return fs
 }
 
-// parseRunFlags applies the flags in args over c: only flags given on the
-// command line change c.
-func parseRunFlags(c *Config, args []string, stderr io.Writer) error {
-	_, err := parseFlags("imdsd run", runHelp, c, args, stderr)
-	return err
-}
-
-// parseFlags applies the flags in args over c and returns the config file
-// path given with --config ("" when none).
-func parseFlags(name, help string, c *Config, args []string, stderr io.Writer) (string, error) {
-	var parsed Config
-	var configPath string
-	fs := newRunFlagSet(name, &parsed, &configPath, stderr, help)
-	if err := fs.Parse(args); err != nil {
-		return "", err
+// given reports whether the flag of setting key was on the command line.
+func (f *runFlags) given(key string) bool {
+	found := false
+	if f.fs != nil {
+		f.fs.Visit(func(fl *flag.Flag) { found = found || fl.Name == flagOf(key) })
 	}
-	if fs.NArg() > 0 {
-		return "", fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), name)
+	return found
+}
+
+// apply copies the settings given as flags over c.
+func (f *runFlags) apply(c *Config) {
+	if f.fs == nil {
+		return
 	}
 	byFlag := map[string]setting{}
 	for _, s := range settings {
 		byFlag[s.flag] = s
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if s, ok := byFlag[f.Name]; ok {
-			copyField(s.field(c), s.field(&parsed))
+	f.fs.Visit(func(fl *flag.Flag) {
+		if s, ok := byFlag[fl.Name]; ok && s.flag != "" {
+			copyField(s.field(c), s.field(&f.values))
 		}
 	})
-	return configPath, nil
+}
+
+// flagOf is the flag of the setting key, or "" (secrets have none).
+func flagOf(key string) string {
+	for _, s := range settings {
+		if s.key == key {
+			return s.flag
+		}
+	}
+	return ""
+}
+
+// takesFlagsOnly is the validate step of the commands whose only input is
+// the run flags.
+func takesFlagsOnly(name string, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q: %s takes flags only", args[0], name)
+	}
+	return nil
 }
 
 func copyField(dst, src any) {
@@ -371,16 +388,11 @@ func editDistance(a, b string) int {
 
 // loadConfig builds the configuration of `imdsd run` (and check-config) from
 // its layers: built-in defaults, then the config file, then IMDSD_*
-// variables, then flags; then derives what is left empty. It returns the
-// config file used ("" when none).
-func loadConfig(name, help string, args []string, getenv func(string) string, stderr io.Writer) (Config, string, error) {
+// variables, then the flags given; then derives what is left empty. It
+// returns the config file used ("" when none).
+func loadConfig(flags *runFlags, getenv func(string) string) (Config, string, error) {
 	c := defaultConfig()
-	var flagged Config
-	flagPath, err := parseFlags(name, help, &flagged, args, stderr)
-	if err != nil {
-		return Config{}, "", err
-	}
-	path, explicit := flagPath, flagPath != ""
+	path, explicit := flags.configPath, flags.configPath != ""
 	if path == "" {
 		path = getenv("IMDSD_CONFIG")
 		explicit = path != ""
@@ -403,19 +415,17 @@ func loadConfig(name, help string, args []string, getenv func(string) string, st
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, path, err
 	}
-	if _, err := parseFlags(name, help, &c, args, io.Discard); err != nil {
-		return Config{}, path, err
-	}
+	flags.apply(&c)
 	return c.withDefaults(getenv), path, nil
 }
 
 // loadRunConfig is loadConfig followed by every check imdsd run makes
 // before serving: the endpoint's settings, and the source's, STS parameters
 // included, building the source without calling STS. loadErr means a layer
-// could not be read (a usage error, or flag.ErrHelp); invalid lists every
-// problem of a configuration that was read.
-func loadRunConfig(ctx context.Context, name, help string, args []string, getenv func(string) string, stderr io.Writer, deps stsDeps) (c Config, path string, src rotator.Fetcher, loadErr, invalid error) {
-	c, path, err := loadConfig(name, help, args, getenv, stderr)
+// could not be read; invalid lists every problem of a configuration that
+// was read.
+func loadRunConfig(ctx context.Context, flags *runFlags, getenv func(string) string, deps stsDeps) (c Config, path string, src rotator.Fetcher, loadErr, invalid error) {
+	c, path, err := loadConfig(flags, getenv)
 	if err != nil {
 		return c, path, nil, err, nil
 	}

@@ -157,7 +157,7 @@ func TestKeysFromConfigFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("source: static\naccess_key_id: AKIAFILEKEY000000001\nsecret_access_key: file/secret/key/000000000000000000000000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := loadConfig("imdsd run", runHelp, []string{"--config", file}, noEnv, io.Discard)
+	c, _, err := loadConfigArgs([]string{"--config", file}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,12 +182,12 @@ func TestKeysFromConfigFile(t *testing.T) {
 	}
 
 	env := map[string]string{"IMDSD_ACCESS_KEY_ID": "AKIAONLYHALF00000001"}
-	c, _, _ = loadConfig("imdsd run", runHelp, []string{"--source", "assume-role", "--role-arn", "arn:aws:iam::123456789012:role/dev"}, func(k string) string { return env[k] }, io.Discard)
+	c, _, _ = loadConfigArgs([]string{"--source", "assume-role", "--role-arn", "arn:aws:iam::123456789012:role/dev"}, func(k string) string { return env[k] })
 	_, err = buildSource(context.Background(), c, fakeDeps(noEnv))
 	if want := "access_key_id, secret_access_key: set both or neither (in the config file or IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY)"; err == nil || err.Error() != want {
 		t.Errorf("half a key pair: %v, want %q", err, want)
 	}
-	if _, _, err := loadConfig("imdsd run", runHelp, []string{"--secret-access-key", "x"}, noEnv, io.Discard); err == nil {
+	if _, _, err := loadConfigArgs([]string{"--secret-access-key", "x"}, noEnv); err == nil {
 		t.Error("--secret-access-key was accepted as a flag")
 	}
 }
