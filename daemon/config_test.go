@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,9 +178,9 @@ func TestSettingsTable(t *testing.T) {
 			t.Errorf("--%s is a flag: secrets must never be (process arguments are public)", secret)
 		}
 	}
-	var c Config
-	var path string
-	fs := newRunFlagSet("x", &c, &path, io.Discard, "")
+	var rf runFlags
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	rf.register(fs)
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
 		n++

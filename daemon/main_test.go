@@ -21,8 +21,8 @@ func TestRunBadInput(t *testing.T) {
 		code int
 		want string // exact stderr
 	}{
-		{"no command", nil, exitUsage, usage},
-		{"unknown command", []string{"serve"}, exitUsage, "imdsd: unknown command \"serve\"\n\n" + usage},
+		{"no command", nil, exitUsage, usage()},
+		{"unknown command", []string{"serve"}, exitUsage, "imdsd: unknown command \"serve\"\n\n" + usage()},
 		{"unknown source", []string{"run", "--source", "vault"}, exitUsage,
 			"imdsd run: invalid configuration:\n  source: must be one of dev, assume-role, web-identity, saml, session-token, federation-token, profile, static (got \"vault\")\n"},
 		{"every problem at once", []string{"run", "--listen", "0.0.0.0", "--listen", "example.com:80", "--listen", "127.0.0.1:99999",
@@ -42,7 +42,9 @@ func TestRunBadInput(t *testing.T) {
 			"imdsd run: invalid configuration:\n" +
 				"  role_name: 1..64 characters of [A-Za-z0-9+=,.@_-] (got \"my role\")\n" +
 				"  region: an AWS region such as us-east-1 (got \"Frankfurt\")\n"},
-		{"stray argument", []string{"run", "dev"}, exitUsage, "imdsd run: unexpected argument \"dev\": imdsd run takes flags only\n"},
+		{"stray argument", []string{"run", "dev"}, exitUsage, "imdsd run: unexpected argument \"dev\": imdsd run takes flags only\nRun 'imdsd run --help' for its flags and examples.\n"},
+		{"unknown flag", []string{"run", "--lisen=127.0.0.1:1"}, exitUsage,
+			"imdsd run: --lisen: unknown flag; did you mean --listen?\nRun 'imdsd run --help' for its flags and examples.\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,8 +63,12 @@ func TestHelpAndVersion(t *testing.T) {
 	if code, out, _ := runArgs("version"); code != 0 || out != "imdsd dev\n" {
 		t.Errorf("version: %d %q", code, out)
 	}
-	if code, _, errOut := runArgs("run", "--help"); code != 0 || !strings.Contains(errOut, "Examples:") || !strings.Contains(errOut, "--listen") {
-		t.Errorf("run --help: exit %d, output %q", code, errOut)
+	// Help asked for is output, not an error: stdout, exit 0.
+	if code, out, errOut := runArgs("run", "--help"); code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "-listen") || errOut != "" {
+		t.Errorf("run --help: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, out, errOut := runArgs("--help"); code != 0 || out != usage() || errOut != "" {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 
