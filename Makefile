@@ -4,11 +4,17 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/imdsd/imdsd/daemon.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+# govulncheck, and the vulnerability database it reads: the golang.org/x/vulndb
+# snapshot served by the Go module proxy (this network reaches no other
+# source), indexed locally once per version. Bump VULNDB_VERSION to refresh.
+GOVULNCHECK_VERSION := v1.9.0
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR ?= $(HOME)/.cache/imdsd/vulndb-$(VULNDB_VERSION)
 # Root installs packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all build run deps deps-vm vmtest test check fmt-check vet staticcheck tidy-check fuzz bench load cross clean
+.PHONY: all build run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean
 
 all: build
 
@@ -66,7 +72,7 @@ test: deps build
 		IMDSD_TEST_ROOT=1 IMDSD_BIN=$(CURDIR)/bin/imdsd $(GO) test -race -count=1 -tags integration ./install ./daemon; \
 	else echo "not root: privileged tests (alias, install) skipped"; fi
 
-check: fmt-check vet staticcheck test tidy-check
+check: fmt-check vet staticcheck vuln test tidy-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -77,6 +83,17 @@ vet:
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# Known vulnerabilities in the code paths imdsd uses (module, stdlib).
+vuln:
+	@if [ ! -f $(VULNDB_DIR)/index/db.json ]; then \
+		echo "indexing the vulnerability database $(VULNDB_VERSION) (once; about a minute)"; \
+		mkdir -p $(dir $(VULNDB_DIR)) && tmp=$$(mktemp -d $(VULNDB_DIR).XXXXXX) && \
+		src=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
+		$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$src/data/osv" -out "$$tmp/db" && \
+		{ mv -T "$$tmp/db" $(VULNDB_DIR) 2>/dev/null || true; } && rm -rf "$$tmp"; \
+	fi
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(VULNDB_DIR) ./...
 
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
