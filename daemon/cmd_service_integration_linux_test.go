@@ -22,11 +22,12 @@ import (
 //
 //	IMDSD_TEST_ROOT=1 go test -tags integration -run 'Netns|Namespace' ./daemon/
 
-// buildImdsd builds this package into dir and returns the binary's path.
+// buildImdsd builds the imdsd command (cmd/imdsd, a thin main around this
+// package) into dir and returns the binary's path.
 func buildImdsd(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "imdsd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/imdsd").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
@@ -191,7 +192,7 @@ func TestInstallChild(t *testing.T) {
 	}
 
 	// The dry run prints exactly the unit kardianos then writes.
-	dry := imdsd(0, "install", "--dry-run", "--source", "dev")
+	dry := imdsd(0, "install", "--dry-run", "--", "--source", "dev")
 	if len(calls()) > 0 {
 		t.Error("install --dry-run ran systemctl")
 	}
@@ -202,7 +203,7 @@ func TestInstallChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imdsd(0, "install", "--source", "dev")
+	imdsd(0, "install", "--", "--source", "dev")
 	unit := read(install.SystemdUnitPath)
 	if diff := cmp.Diff(files[0].Content, unit); diff != "" {
 		t.Errorf("installed unit differs from install.Plan (-plan +installed):\n%s", diff)
@@ -219,7 +220,7 @@ func TestInstallChild(t *testing.T) {
 	if diff := cmp.Diff(underscore(cmds), calls()); diff != "" {
 		t.Errorf("systemctl calls of install (-plan +got):\n%s", diff)
 	}
-	if out := imdsd(0, "install", "--source", "dev"); !strings.Contains(out, "nothing changed") {
+	if out := imdsd(0, "install", "--", "--source", "dev"); !strings.Contains(out, "nothing changed") {
 		t.Errorf("second install: %s", out)
 	}
 	if c := calls(); len(c) > 0 {
@@ -232,7 +233,7 @@ func TestInstallChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imdsd(0, "install", "--source", "dev", "--ipv6", "--socket-activation")
+	imdsd(0, "install", "--ipv6", "--socket-activation", "--", "--source", "dev")
 	for _, f := range files {
 		if diff := cmp.Diff(f.Content, read(f.Path)); diff != "" {
 			t.Errorf("%s differs from install.Plan (-plan +installed):\n%s", f.Path, diff)
@@ -242,7 +243,7 @@ func TestInstallChild(t *testing.T) {
 	if diff := cmp.Diff(want, calls()); diff != "" {
 		t.Errorf("systemctl calls of the replacing install (-want +got):\n%s", diff)
 	}
-	imdsd(0, "install", "--source", "dev", "--ipv6", "--socket-activation")
+	imdsd(0, "install", "--ipv6", "--socket-activation", "--", "--source", "dev")
 	if c := calls(); len(c) > 0 {
 		t.Errorf("same install again ran systemctl %q", c)
 	}

@@ -143,20 +143,54 @@ var execStartRE = regexp.MustCompile(`(?m)^ExecStart=.*$`)
 
 func (te *testEnv) cmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return te.cmdEnv(t, func(string) string { return "" }, args...)
+}
+
+// cmdEnv runs the service command args[0] through runCommand, with te's
+// host and getenv as the shell's environment.
+func (te *testEnv) cmdEnv(t *testing.T, getenv func(string) string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	ctx := context.Background()
-	getenv := func(string) string { return "" }
-	switch args[0] {
-	case "install":
-		code = te.install(ctx, args[1:], getenv, &out, &errOut)
-	case "uninstall":
-		code = te.uninstall(ctx, args[1:], &out, &errOut)
-	case "alias":
-		code = te.alias(ctx, args[1:], &out, &errOut)
-	default:
-		code = te.control(args[0], args[1:], &out, &errOut)
-	}
+	spec := withSvcEnv(serviceSpec(args[0]), te.svcEnv)
+	code = runCommand(context.Background(), spec, args[1:], cmdIO{getenv: getenv, stdout: &out, stderr: &errOut})
 	return code, out.String(), errOut.String()
+}
+
+// serviceSpec is the spec of the service command name.
+func serviceSpec(name string) commandSpec {
+	switch name {
+	case "install":
+		return installSpec
+	case "uninstall":
+		return uninstallSpec
+	case "alias":
+		return aliasSpec
+	}
+	return controlSpec(name)
+}
+
+// withSvcEnv is spec with its command running on env instead of this host.
+func withSvcEnv(spec commandSpec, env svcEnv) commandSpec {
+	newCmd := spec.newCmd
+	spec.newCmd = func(cio cmdIO) command {
+		switch c := newCmd(cio).(type) {
+		case *installCmd:
+			c.env = env
+			return c
+		case *uninstallCmd:
+			c.env = env
+			return c
+		case *aliasCmd:
+			c.env = env
+			return c
+		case *controlCmd:
+			c.env = env
+			return c
+		default:
+			panic("withSvcEnv: not a service command")
+		}
+	}
+	return spec
 }
 
 // section is the text of a file in dry-run output.
@@ -184,7 +218,8 @@ const roleArgs = "--source assume-role --role-arn arn:aws:iam::123456789012:role
 func TestInstallDryRun(t *testing.T) {
 	tests := []struct {
 		name       string
-		args       string
+		own        string // install's own flags
+		args       string // the run flags, after "--"
 		wantExec   string
 		unitGolden string // the unit of install/testdata with another ExecStart=
 		sockGolden string
@@ -201,7 +236,8 @@ func TestInstallDryRun(t *testing.T) {
 		},
 		{
 			name:       "ipv6 and socket activation",
-			args:       "--ipv6 --socket-activation --source dev",
+			own:        "--ipv6 --socket-activation",
+			args:       "--source dev",
 			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--source" "dev" "--listen" "169.254.169.254:80" "--listen" "[fd00:ec2::254]:80"`,
 			unitGolden: "linux-ipv6-socket-imdsd.service.golden",
 			sockGolden: "linux-ipv6-socket-imdsd.socket.golden",
@@ -209,7 +245,8 @@ func TestInstallDryRun(t *testing.T) {
 		},
 		{
 			name:       "listen given, a user, characters systemd would expand",
-			args:       `--user alice --listen 127.0.0.1:8169 --source assume-role --role-arn arn:aws:iam::123456789012:role/dev --mfa-serial arn:aws:iam::123456789012:mfa/a --mfa-command x"%$HOME\`,
+			own:        "--user alice",
+			args:       `--listen 127.0.0.1:8169 --source assume-role --role-arn arn:aws:iam::123456789012:role/dev --mfa-serial arn:aws:iam::123456789012:mfa/a --mfa-command x"%$HOME\`,
 			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--listen" "127.0.0.1:8169" "--source" "assume-role" "--role-arn" "arn:aws:iam::123456789012:role/dev" "--mfa-serial" "arn:aws:iam::123456789012:mfa/a" "--mfa-command" "x\"%%$$HOME\\"`,
 			unitGolden: "linux-imdsd.service.golden",
 			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\n",
@@ -222,7 +259,8 @@ func TestInstallDryRun(t *testing.T) {
 				t.Fatal("--dry-run built a service")
 				return nil, nil
 			}
-			args := append([]string{"install", "--dry-run"}, strings.Fields(tc.args)...)
+			args := append(append([]string{"install", "--dry-run"}, strings.Fields(tc.own)...), "--")
+			args = append(args, strings.Fields(tc.args)...)
 			code, out, errOut := te.cmd(t, args...)
 			if wantErr := devNote(strings.Contains(tc.args, "--source dev")); code != exitOK || errOut != wantErr {
 				t.Fatalf("exit %d, stderr %q, want %q", code, errOut, wantErr)
@@ -230,7 +268,7 @@ func TestInstallDryRun(t *testing.T) {
 			unit := section(t, out, install.SystemdUnitPath)
 			want := readGolden(t, filepath.Join("..", "install", "testdata", tc.unitGolden))
 			want = execStartRE.ReplaceAllLiteralString(want, tc.wantExec)
-			if strings.Contains(tc.args, "--user") {
+			if strings.Contains(tc.own, "--user") {
 				want = strings.Replace(want, "User=imdsd\n", "User=alice\n", 1)
 			}
 			if diff := cmp.Diff(want, unit); diff != "" {
@@ -288,8 +326,9 @@ func TestInstallDryRunTouchesNothing(t *testing.T) {
 		return nil, nil
 	}
 	var out, errOut bytes.Buffer
-	args := []string{"--dry-run", "--socket-activation", "--ipv6", "--source", "dev"}
-	if code := e.install(context.Background(), args, func(string) string { return "" }, &out, &errOut); code != exitOK {
+	args := []string{"--dry-run", "--socket-activation", "--ipv6", "--", "--source", "dev"}
+	cio := cmdIO{getenv: func(string) string { return "" }, stdout: &out, stderr: &errOut}
+	if code := runCommand(context.Background(), withSvcEnv(installSpec, e), args, cio); code != exitOK {
 		t.Fatalf("install --dry-run: exit %d: %s", code, errOut.String())
 	}
 	for _, p := range paths {
@@ -311,19 +350,22 @@ func TestInstallRefuses(t *testing.T) {
 		code int
 		want string // exact stderr
 	}{
-		{"not root", 1000, strings.Fields(roleArgs), exitError,
+		{"not root", 1000, append([]string{"--"}, strings.Fields(roleArgs)...), exitPermission,
 			"imdsd install: must run as root (sudo imdsd install …)\n"},
-		{"invalid configuration", 0, []string{"--source", "assume-role", "--token-mode", "v1"}, exitUsage,
+		{"invalid configuration", 0, []string{"--", "--source", "assume-role", "--token-mode", "v1"}, exitUsage,
 			"imdsd install: invalid configuration:\n" +
 				"  token_mode: must be required or optional (got \"v1\")\n" +
 				"  role_arn: required by source assume-role\n"},
-		{"invalid configuration, dry run", 1000, []string{"--dry-run", "--listen", "0.0.0.0"}, exitUsage,
+		{"invalid configuration, dry run", 1000, []string{"--dry-run", "--", "--listen", "0.0.0.0"}, exitUsage,
 			"imdsd install: invalid configuration:\n" +
 				"  listen: must be host:port with an IP address or localhost, e.g. 127.0.0.1:8169 or [::1]:8169 (got \"0.0.0.0\")\n"},
-		{"socket activation with listen", 0, []string{"--socket-activation", "--listen", "127.0.0.1:80"}, exitUsage,
+		{"socket activation with listen", 0, []string{"--socket-activation", "--", "--listen", "127.0.0.1:80"}, exitUsage,
 			"imdsd install: --socket-activation: the service serves what imdsd.socket binds (169.254.169.254:80); drop --listen\n"},
 		{"stray argument", 0, []string{"dev"}, exitUsage,
-			"imdsd install: unexpected argument \"dev\": imdsd install takes flags only\n"},
+			"imdsd install: unexpected argument \"dev\": the run flags after \"--\" are flags only\n"},
+		{"run flag before --", 0, []string{"--source", "dev"}, exitUsage,
+			"imdsd install: --source: unknown flag; imdsd run's flags go after \"--\", e.g. imdsd install -- --source …\n" +
+				"Run 'imdsd install --help' for its flags and examples.\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -342,18 +384,17 @@ func TestInstallRefuses(t *testing.T) {
 func TestInstallIgnoresShellEnvironment(t *testing.T) {
 	te := newTestEnv(t, 0)
 	env := map[string]string{"IMDSD_SOURCE": "assume-role", "IMDSD_ROLE_ARN": "arn:aws:iam::123456789012:role/dev"}
-	var out, errOut bytes.Buffer
 	// Valid with the variables, but the service would not see them: it
 	// would run the dev source. Install validates what the service runs.
-	code := te.install(context.Background(), []string{"--dry-run"}, func(k string) string { return env[k] }, &out, &errOut)
+	code, out, errOut := te.cmdEnv(t, func(k string) string { return env[k] }, "install", "--dry-run")
 	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, errOut.String())
+		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if want := "imdsd install: ignoring IMDSD_SOURCE, IMDSD_ROLE_ARN: the service does not inherit this shell's environment; use flags or the config file\n" + devNote(true); errOut.String() != want {
-		t.Errorf("stderr = %q, want %q", errOut.String(), want)
+	if want := "imdsd install: ignoring IMDSD_SOURCE, IMDSD_ROLE_ARN: the service does not inherit this shell's environment; use flags or the config file\n" + devNote(true); errOut != want {
+		t.Errorf("stderr = %q, want %q", errOut, want)
 	}
-	if strings.Contains(out.String(), "assume-role") {
-		t.Errorf("the planned unit uses the shell's IMDSD_SOURCE:\n%s", out.String())
+	if strings.Contains(out, "assume-role") {
+		t.Errorf("the planned unit uses the shell's IMDSD_SOURCE:\n%s", out)
 	}
 }
 
@@ -379,28 +420,28 @@ func TestInstallUninstallIdempotent(t *testing.T) {
 	}
 	unit := func() string { return readGolden(t, unitPath) }
 
-	step(0, "installed the imdsd service (/etc/systemd/system/imdsd.service)", "Install", nil, "install", "--source", "dev")
+	step(0, "installed the imdsd service (/etc/systemd/system/imdsd.service)", "Install", nil, "install", "--", "--source", "dev")
 	first := unit()
 	if !strings.Contains(first, `"run" "--source" "dev" "--listen" "169.254.169.254:80"`) {
 		t.Errorf("installed unit:\n%s", first)
 	}
-	step(0, "installed already with these settings; nothing changed", "", nil, "install", "--source", "dev")
+	step(0, "installed already with these settings; nothing changed", "", nil, "install", "--", "--source", "dev")
 	step(0, "replaced the imdsd service", "Uninstall Install", []string{"systemctl enable imdsd.socket"},
-		"install", "--source", "dev", "--socket-activation")
+		"install", "--socket-activation", "--", "--source", "dev")
 	if unit() == first {
 		t.Error("install with other flags left the unit as it was")
 	}
 	if _, err := os.Stat(sockPath); err != nil {
 		t.Errorf("socket activation: %v", err)
 	}
-	step(0, "nothing changed", "", nil, "install", "--source", "dev", "--socket-activation")
+	step(0, "nothing changed", "", nil, "install", "--socket-activation", "--", "--source", "dev")
 	// Back without socket activation: the socket goes.
 	step(0, "replaced", "Uninstall Install", []string{"systemctl disable --now imdsd.socket", "systemctl daemon-reload"},
-		"install", "--source", "dev")
+		"install", "--", "--source", "dev")
 	if _, err := os.Stat(sockPath); err == nil {
 		t.Error("imdsd.socket stayed after an install without socket activation")
 	}
-	step(0, "replaced", "Uninstall Install", []string{"systemctl enable imdsd.socket"}, "install", "--source", "dev", "--socket-activation")
+	step(0, "replaced", "Uninstall Install", []string{"systemctl enable imdsd.socket"}, "install", "--socket-activation", "--", "--source", "dev")
 
 	aliasCmds := []string{"ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo"}
 	step(0, "removed the imdsd service and the loopback aliases", "Stop Uninstall",
@@ -438,7 +479,7 @@ imdsd alias remove 169.254.169.254 fd00:ec2::254
 	if len(te.svc.calls) > 0 || len(te.rec.calls) > 0 {
 		t.Errorf("dry run called %q, ran %q", te.svc.calls, te.rec.calls)
 	}
-	if code, _, errOut := te.cmd(t, "uninstall"); code != exitError || errOut != "imdsd uninstall: must run as root (sudo imdsd uninstall)\n" {
+	if code, _, errOut := te.cmd(t, "uninstall"); code != exitPermission || errOut != "imdsd uninstall: must run as root (sudo imdsd uninstall)\n" {
 		t.Errorf("uninstall as uid 1000: exit %d, %q", code, errOut)
 	}
 }
@@ -448,7 +489,7 @@ func TestControl(t *testing.T) {
 	if code, _, errOut := te.cmd(t, "start"); code != exitError || errOut != "imdsd start: imdsd is not installed: sudo imdsd install first\n" {
 		t.Errorf("start, not installed: exit %d, %q", code, errOut)
 	}
-	if code, _, errOut := te.cmd(t, "install", "--source", "dev"); code != exitOK {
+	if code, _, errOut := te.cmd(t, "install", "--", "--source", "dev"); code != exitOK {
 		t.Fatalf("install: %s", errOut)
 	}
 	for _, action := range []string{"start", "stop", "restart"} {
@@ -502,11 +543,12 @@ func TestAlias(t *testing.T) {
 		{name: "remove absent", args: "remove", code: exitOK, wantCmds: []string{show4}},
 		{name: "not root", args: "add", fail: "RTNETLINK answers: Operation not permitted", code: exitError,
 			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo", show4},
-			wantErr:  "imdsd alias add: add alias 169.254.169.254: ip addr add 169.254.169.254/32 dev lo: exit status 2: RTNETLINK answers: Operation not permitted (adding an address to lo needs CAP_NET_ADMIN: run as root)\n"},
+			wantErr:  "imdsd alias: add alias 169.254.169.254: ip addr add 169.254.169.254/32 dev lo: exit status 2: RTNETLINK answers: Operation not permitted (adding an address to lo needs CAP_NET_ADMIN: run as root)\n"},
 		{name: "bad address", args: "add 169.254.169.300", code: exitUsage,
-			wantErr: "imdsd alias add: address: must be an IP address such as 169.254.169.254 (got \"169.254.169.300\")\n"},
+			wantErr: "imdsd alias: address: must be an IP address such as 169.254.169.254 (got \"169.254.169.300\")\n" +
+				"Run 'imdsd alias --help' for its flags and examples.\n"},
 		{name: "not link-local", args: "add 10.0.0.1", code: exitError, wantCmds: nil,
-			wantErr: "imdsd alias add: alias 10.0.0.1: must be IPv4 link-local (169.254.0.0/16) or IPv6 unique-local (fc00::/7)\n"},
+			wantErr: "imdsd alias: alias 10.0.0.1: must be IPv4 link-local (169.254.0.0/16) or IPv6 unique-local (fc00::/7)\n"},
 		{name: "no verb", args: "", code: exitUsage},
 	}
 	for _, tc := range tests {
@@ -554,34 +596,31 @@ func TestAlias(t *testing.T) {
 	}
 }
 
-func TestSplitInstallArgs(t *testing.T) {
+// TestInstallArgs: install's own flags come before "--", the run flags
+// after it; a run flag's value that looks like an install flag stays a
+// value, and a run flag before "--" is refused with the fix.
+func TestInstallArgs(t *testing.T) {
 	tests := []struct {
-		args, own, run string
+		args     string
+		code     int
+		wantExec string // a part of ExecStart=
+		wantErr  string
 	}{
-		{"--dry-run --source dev", "--dry-run", "--source dev"},
-		{"--user alice --source=dev --ipv6", "--user alice --ipv6", "--source=dev"},
-		{"-user=bob -socket-activation=true", "-user=bob -socket-activation=true", ""},
-		// A run flag's value that looks like an install flag stays a value.
-		{"--role-session-name --user --dry-run", "--dry-run", "--role-session-name --user"},
-		{"--allow-short-duration --ipv6", "--ipv6", "--allow-short-duration"},
-		{"--help", "--help", ""},
-		{"--source dev stray --dry-run", "", "--source dev stray --dry-run"},
-	}
-	for args, want := range map[string]bool{
-		"--listen 127.0.0.1:80":         true,
-		"--listen=127.0.0.1:80":         true,
-		"--role-session-name --listen":  false,
-		"--source dev":                  false,
-		"--bogus --listen 127.0.0.1:80": false, // loadConfig reports --bogus
-	} {
-		if got := hasFlag(strings.Fields(args), "listen"); got != want {
-			t.Errorf("hasFlag(%q, listen) = %v, want %v", args, got, want)
-		}
+		{args: "--dry-run --ipv6 -- --source dev", wantExec: `"run" "--source" "dev" "--listen" "169.254.169.254:80" "--listen" "[fd00:ec2::254]:80"`},
+		{args: "--dry-run --user=bob -- --source=dev", wantExec: `"run" "--source=dev" "--listen"`},
+		{args: "--dry-run -- --role-session-name --user " + roleArgs, wantExec: `"run" "--role-session-name" "--user" "--source" "assume-role"`},
+		{args: "--dry-run -- --allow-short-duration --ipv6", code: exitUsage, wantErr: "run flags: --ipv6: unknown flag"},
+		{args: "--dry-run --source dev", code: exitUsage, wantErr: `--source: unknown flag; imdsd run's flags go after "--"`},
+		{args: "--dry-run --socket-activation=true --user alice -- --source dev", wantExec: `"run" "--source" "dev" "--listen" "169.254.169.254:80"`},
 	}
 	for _, tc := range tests {
-		own, run := splitInstallArgs(strings.Fields(tc.args))
-		if strings.Join(own, " ") != tc.own || strings.Join(run, " ") != tc.run {
-			t.Errorf("splitInstallArgs(%q) = %q, %q; want %q, %q", tc.args, own, run, tc.own, tc.run)
+		te := newTestEnv(t, 1000)
+		code, out, errOut := te.cmd(t, append([]string{"install"}, strings.Fields(tc.args)...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.wantErr) || (tc.wantErr == "") != (errOut == "" || errOut == devNote(true)) {
+			t.Errorf("install %s: exit %d, stderr %q; want exit %d, stderr with %q", tc.args, code, errOut, tc.code, tc.wantErr)
+		}
+		if tc.wantExec != "" && !strings.Contains(out, "\nExecStart=/usr/local/bin/imdsd "+tc.wantExec) {
+			t.Errorf("install %s: no ExecStart=… %s in\n%s", tc.args, tc.wantExec, out)
 		}
 	}
 }
@@ -596,9 +635,9 @@ func TestServiceCommandsHelp(t *testing.T) {
 			t.Errorf("%v: exit %d, output %q", args, code, out+errOut)
 		}
 	}
-	code, _, errOut := runArgs("install", "--help")
-	if code != exitOK || !strings.Contains(errOut, "--dry-run") || !strings.Contains(errOut, "-role-arn") {
-		t.Errorf("install --help lists neither its flags nor the run flags: %q", errOut)
+	code, out, _ := runArgs("install", "--help")
+	if code != exitOK || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "-- --source") {
+		t.Errorf("install --help shows neither its flags nor where the run flags go: %q", out)
 	}
 }
 
@@ -609,7 +648,7 @@ func TestProgramStartStop(t *testing.T) {
 	var stdout, stderr syncBuffer
 	args := []string{"--source", "dev", "--listen", "127.0.0.1:0", "--admin-socket", filepath.Join(t.TempDir(), "admin.sock"), "--log-format", "json"}
 	p := newProgram(func(ctx context.Context) int {
-		return cmdRun(ctx, args, func(string) string { return "" }, &stdout, &stderr)
+		return runCommand(ctx, runSpec, args, cmdIO{getenv: func(string) string { return "" }, stdout: &stdout, stderr: &stderr})
 	}, programStopWait)
 	start := time.Now()
 	if err := p.Start(nil); err != nil {
@@ -726,5 +765,5 @@ func devNote(dev bool) string {
 		return ""
 	}
 	return "imdsd install: note: the service will serve the dev source's made-up credentials, which AWS refuses; " +
-		"give a real source (--source assume-role --role-arn …, see imdsd run --help) or set source in " + defaultConfigPath() + "\n"
+		"give a real source (-- --source assume-role --role-arn …, see imdsd run --help) or set source in " + defaultConfigPath() + "\n"
 }

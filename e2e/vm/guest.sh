@@ -15,11 +15,11 @@ mkdir -p /etc/imdsd
 printf 'AWS_ACCESS_KEY_ID=AKIAVMTESTBASE000001\nAWS_SECRET_ACCESS_KEY=vm/test/base/secret/000000000000000000000\n' > /etc/imdsd/environment
 chmod 600 /etc/imdsd/environment
 ARGS="--source assume-role --role-arn arn:aws:iam::123456789012:role/dev --sts-endpoint $STS --sts-region us-east-1 --region eu-west-1"
-imdsd install --dry-run $ARGS > /tmp/dry 2>&1
+imdsd install --dry-run -- $ARGS > /tmp/dry 2>&1
 check "dry-run prints the unit and writes nothing" has 'ExecStart=/usr/local/bin/imdsd "run"' /tmp/dry
 check "dry-run wrote nothing" test ! -e /etc/systemd/system/imdsd.service
-check "install" imdsd install $ARGS
-imdsd install $ARGS > /tmp/again 2>&1
+check "install" imdsd install -- $ARGS
+imdsd install -- $ARGS > /tmp/again 2>&1
 check "install again changes nothing" has 'nothing changed' /tmp/again
 check "start (Type=notify: returns once credentials are held)" imdsd start
 check "active" systemctl is-active --quiet imdsd
@@ -53,7 +53,7 @@ check "config kept" test -e /etc/imdsd/environment
 
 # Socket activation: systemd binds port 80 (FreeBind, before the alias);
 # the service then runs with no capability at all.
-check "install --socket-activation" imdsd install --socket-activation $ARGS
+check "install --socket-activation" imdsd install --socket-activation -- $ARGS
 check "socket unit enabled" systemctl is-enabled --quiet imdsd.socket
 check "start (socket activation)" imdsd start
 P=$(systemctl show imdsd -p MainPID --value)
