@@ -99,7 +99,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// client reads it, and every header costs net/http a clone and a sort
 	// per response (BENCHMARKS.md).
 	w.Header()["Server"] = valServer
-	if !h.clientAllowed(r) {
+	if !clientAllowed(r, h.cfg.AllowedClients, &h.local) {
 		h.deny.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).
 			Msg("refused client from another host; allow its network with --allow-client")
 		h.fail(w, r, http.StatusForbidden)
@@ -238,7 +238,7 @@ func interfaceAddrs() ([]netip.Addr, error) {
 // clientAllowed admits clients on this host (loopback, the address the
 // client connected to, or any of the host's addresses) and the configured
 // networks.
-func (h *Handler) clientAllowed(r *http.Request) bool {
+func clientAllowed(r *http.Request, allowed []netip.Prefix, local *localAddrs) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return false
@@ -247,7 +247,7 @@ func (h *Handler) clientAllowed(r *http.Request) bool {
 	if a.IsLoopback() {
 		return true
 	}
-	for _, p := range h.cfg.AllowedClients {
+	for _, p := range allowed {
 		if p.Contains(a) {
 			return true
 		}
@@ -255,7 +255,7 @@ func (h *Handler) clientAllowed(r *http.Request) bool {
 	if l, ok := connLocal(r); ok && l == a {
 		return true
 	}
-	return h.local.contains(a)
+	return local.contains(a)
 }
 
 // connLocal returns the address the client connected to.

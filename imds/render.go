@@ -104,6 +104,11 @@ type Snapshot struct {
 	Credentials aws.Credentials
 	// Obtained is when Credentials were obtained (LastUpdated).
 	Obtained time.Time
+	// ServeUntil is when to stop serving Credentials, a margin before
+	// they expire so that no client is handed a set that dies in its hands
+	// (the holder's rule; see rotator.ExpiryMargin). Zero means
+	// Credentials.Expires.
+	ServeUntil time.Time
 	// RoleARN is the role the credentials act as
 	// (arn:aws:iam::ACCOUNT:role/NAME); it feeds iam/info. Optional.
 	RoleARN string
@@ -153,9 +158,7 @@ func (h *Handler) render(s Snapshot) *rendered {
 		r.creds = newBody(renderJSON(doc))
 		doc.AccountID = account
 		r.credsExt = newBody(renderJSON(doc))
-		// Expiration is written in whole seconds; serve no longer than
-		// what clients were told.
-		r.expires = s.Credentials.Expires.Truncate(time.Second)
+		r.expires = serveUntil(s)
 	}
 	e := errorDoc{Code: s.ErrCode, Message: s.ErrMessage, LastUpdated: imdsTime(s.ErrAt)}
 	switch {
@@ -185,6 +188,16 @@ func (h *Handler) render(s Snapshot) *rendered {
 		Version:          "2017-09-30",
 	}))
 	return r
+}
+
+// serveUntil is when to stop serving s's credentials: ServeUntil, and never
+// after the Expiration clients are told, which is written in whole seconds.
+func serveUntil(s Snapshot) time.Time {
+	until := s.Credentials.Expires.Truncate(time.Second)
+	if !s.ServeUntil.IsZero() && s.ServeUntil.Before(until) {
+		until = s.ServeUntil
+	}
+	return until
 }
 
 // arnAccount returns the account field of an ARN, or "".

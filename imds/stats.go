@@ -16,7 +16,7 @@ type RequestStats struct {
 
 // Routes, as metrics labels: a fixed set, so a scan of random paths cannot
 // grow the label space.
-var routeNames = [...]string{"token", "credentials", "credentials-extended", "iam-info", "identity-document", "metadata", "other"}
+var routeNames = [...]string{"token", "credentials", "credentials-extended", "iam-info", "identity-document", "metadata", "other", "container"}
 
 const (
 	routeToken = iota
@@ -26,10 +26,11 @@ const (
 	routeIdentity
 	routeMetadata
 	routeOther
+	routeContainer // the container endpoint's role paths (ContainerHandler)
 )
 
 // statusCodes are every status the handler answers.
-var statusCodes = [...]int{http.StatusOK, http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusInternalServerError}
+var statusCodes = [...]int{http.StatusOK, http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusInternalServerError, http.StatusServiceUnavailable}
 
 func routeOf(path string) int {
 	const md, iam = "/latest/meta-data/", "/latest/meta-data/iam/"
@@ -51,12 +52,16 @@ func routeOf(path string) int {
 }
 
 func (s *RequestStats) observe(path string, status int) {
+	s.observeRoute(routeOf(path), status)
+}
+
+func (s *RequestStats) observeRoute(route, status int) {
 	if s == nil {
 		return
 	}
 	for i, c := range statusCodes {
 		if c == status {
-			s.n[routeOf(path)][i].Add(1)
+			s.n[route][i].Add(1)
 			return
 		}
 	}
