@@ -33,7 +33,37 @@ type Credentials struct {
 // Sentinel errors of Current.
 var (
 	ErrNotReady = errors.New("no credentials obtained yet")
-	ErrExpired  = errors.New("credentials expired and could not be renewed")
+	ErrExpired  = errors.New("credentials expired, or expire within a minute, and could not be renewed")
+)
+
+// ExpiryMargin is how long before its Expiration a set stops being served:
+// from Expires − ExpiryMargin on, Current returns ErrExpired instead. A
+// client that got the set a moment before would otherwise sign requests
+// that reach AWS after the key died (clock skew, retries, slow uploads);
+// this way it gets the IMDS error document and asks again.
+const ExpiryMargin = time.Minute
+
+// The rotation contract (SPEC.md R7.2, DESIGN.md "Rotation policy"): while
+// the source is healthy, every set Current returns has at least minServed
+// left, provided the source grants more than shortLifetime. A shorter
+// lifetime cannot keep that floor with any useful refresh interval; such
+// sets are refreshed at half-life instead (see nextRefresh and
+// State.ShortLifetime).
+const (
+	minServed     = 30 * time.Minute
+	shortLifetime = 35 * time.Minute
+)
+
+// Failure retries tighten as the served set nears the point where Current
+// stops serving it (Expires − ExpiryMargin): no retry waits more than
+// 1/retryFraction of the time left, and within urgentWindow of that point
+// retries come at most urgentRetry apart (jittered), so clients see fresh
+// credentials within seconds of the source recovering. Neither applies
+// below the class's shortest back-off (see nextRefresh).
+const (
+	retryFraction = 4
+	urgentWindow  = 5 * time.Minute
+	urgentRetry   = 10 * time.Second
 )
 
 // State is what a Rotator holds at one moment. It is immutable once
@@ -50,6 +80,15 @@ type State struct {
 	Failures int
 	// Next is when the next refresh is planned (wall clock).
 	Next time.Time
+	// ShortLifetime is the lifetime the source granted Credentials
+	// (Expires − Obtained) when it is 35 minutes or less, else 0. Such
+	// sets cannot be served with 30 minutes left (SPEC.md R7.2): they are
+	// refreshed at half-life, so clients may get them with as little as
+	// half that left. The usual causes are a short --duration, a
+	// profile's duration_seconds, a SAML assertion's SessionNotOnOrAfter,
+	// or a session capped by role chaining. The Rotator logs a warning the
+	// first time it sees one.
+	ShortLifetime time.Duration
 
 	resync bool // see nextRefresh
 }
@@ -58,17 +97,15 @@ type State struct {
 type Options struct {
 	// Source names the source in logs ("dev", "assume-role", …).
 	Source string
-	// MinLifetime is the shortest lifetime a source may hand out before
-	// the rotator warns that clients may see credentials with under 30
-	// minutes left [45m].
-	MinLifetime time.Duration
 	// MinBackoff and MaxBackoff bound the retry delay after transient
 	// failures [1s, 5m]; permanent failures (access denied, bad input)
-	// retry between SlowBackoff and MaxSlowBackoff [1m, 15m].
+	// retry between SlowBackoff and MaxSlowBackoff [1m, 15m]. While a set
+	// is being served, the delay is further capped as it nears its end
+	// (see nextRefresh).
 	MinBackoff, MaxBackoff      time.Duration
 	SlowBackoff, MaxSlowBackoff time.Duration
 	// MaxBackoffUnserved caps the retry delay while no valid credentials
-	// are held, so clients recover soon after the source does [30s].
+	// are served, so clients recover soon after the source does [30s].
 	MaxBackoffUnserved time.Duration
 	// FetchTimeout bounds one Fetch [1m].
 	FetchTimeout time.Duration
@@ -95,7 +132,6 @@ func (o Options) withDefaults() Options {
 			*d = v
 		}
 	}
-	def(&o.MinLifetime, 45*time.Minute)
 	def(&o.MinBackoff, time.Second)
 	def(&o.MaxBackoff, 5*time.Minute)
 	def(&o.SlowBackoff, time.Minute)
@@ -122,8 +158,10 @@ type Rotator struct {
 	o     Options
 	state atomic.Pointer[State]
 	kick  chan struct{}
-	// lastFailLog rate-limits failure logs to one a minute.
-	lastFailLog time.Time
+
+	// Used by Run's goroutine only.
+	lastFailLog time.Time // failure logs are rate-limited to one a minute
+	warnedShort bool      // the short-lifetime warning is logged once
 }
 
 // New returns a Rotator for f. Nothing happens until Run.
@@ -133,18 +171,25 @@ func New(f Fetcher, o Options) *Rotator {
 	return r
 }
 
-// Current returns credentials that are valid now, ErrNotReady before the
-// first success, or ErrExpired (joined with the latest failure) once the last
-// good set has lapsed. It never blocks on the source.
+// Current returns the credentials to hand out now: the last good set, until
+// ExpiryMargin before it expires. Before the first success it returns
+// ErrNotReady, and from Expires − ExpiryMargin on ErrExpired, each joined
+// with the latest failure. It never blocks on the source.
 func (r *Rotator) Current(ctx context.Context) (aws.Credentials, error) {
 	s := r.state.Load()
 	switch {
 	case !s.Credentials.HasKeys():
 		return aws.Credentials{}, errors.Join(ErrNotReady, s.Err)
-	case s.Credentials.CanExpire && !r.o.Now().Before(s.Credentials.Expires):
+	case !servable(s.Credentials, r.o.Now()):
 		return aws.Credentials{}, errors.Join(ErrExpired, s.Err)
 	}
 	return s.Credentials.Credentials, nil
+}
+
+// servable reports whether c may be handed out at now: keys that do not
+// expire, or ExpiryMargin or more before Expires.
+func servable(c Credentials, now time.Time) bool {
+	return c.HasKeys() && (!c.CanExpire || now.Before(c.Expires.Add(-ExpiryMargin)))
 }
 
 // State returns the current state (never nil).
@@ -217,6 +262,9 @@ func (r *Rotator) refresh(ctx context.Context) time.Time {
 		// ending): spread that refresh widely.
 		resync := !prev.Credentials.HasKeys() || prev.Failures > 0
 		next = State{Credentials: c, Obtained: now, resync: resync}
+		if l := c.Expires.Sub(now); c.CanExpire && l <= shortLifetime {
+			next.ShortLifetime = l
+		}
 		next.Next = now.Add(nextRefresh(now, next, r.o, ClassOK, r.o.Jitter()))
 		r.logSuccess(next)
 	}
@@ -234,38 +282,62 @@ func (r *Rotator) check(c Credentials, now time.Time) error {
 		// Static keys: served as they are, refreshed now and then only to
 		// pick up changes.
 		return nil
-	case !c.Expires.After(now):
-		return fmt.Errorf("source returned credentials that expired at %s", c.Expires.UTC().Format(time.RFC3339))
+	case !servable(c, now):
+		// Current would never serve them, and they would replace a
+		// set that may still be good.
+		return fmt.Errorf("source returned credentials that expire at %s, within %s", c.Expires.UTC().Format(time.RFC3339), ExpiryMargin)
 	}
 	return nil
+}
+
+// refreshInterval is how long after it was obtained a set of lifetime l is
+// refreshed, before jitter (which only makes it earlier):
+//
+//	l > 35m:  min(l/2, max(l − 40m, (l − 30m)/2))
+//	l ≤ 35m:  l/2
+//
+// So a set of 80 minutes or more is refreshed at half-life (40m or more
+// left), one of 50..80 minutes with 40 minutes left (10 minutes of retries
+// before the 30-minute floor), and one of 35..50 minutes halfway between
+// issue and the floor (the other half, 2.5..10 minutes, is left for the
+// fetch and its retries). At the planned refresh a set over 35 minutes
+// always has at least 30m + min(10m, (l − 30m)/2) left. Sets of 35
+// minutes or less cannot keep the floor (State.ShortLifetime) and are
+// refreshed at half-life.
+func refreshInterval(l time.Duration) time.Duration {
+	if l <= shortLifetime {
+		return l / 2
+	}
+	return min(l/2, max(l-40*time.Minute, (l-minServed)/2))
 }
 
 // nextRefresh returns how long after now the next attempt is due, given the
 // state after the latest attempt. jitter is uniform in [0, 1).
 //
-// After a success the plan is issued + min(lifetime/2, lifetime − 40m) minus
-// up to 10 % of that: with lifetimes of 45 minutes or more the served
-// credentials keep at least 30 minutes (SPEC.md R7.2). Right after start or
-// after failures (s.resync) the jitter spans 95 % of the interval instead:
-// hosts started in the same second would otherwise call STS in step for
-// hours, since 10 % jitter only widens their spread slowly (see
-// TestFleetSpread). Refreshing early is always safe. After a failure it backs off
-// exponentially with full jitter, slowly for errors a retry will not fix, but
-// never past the point where the last good credentials would expire without
-// another try.
+// After a success (class ClassOK): for credentials that expire,
+// I − jitter·spread·I after Obtained, where I = refreshInterval(lifetime)
+// and spread is 10 %, or 95 % right after start or after failures
+// (s.resync): hosts started in the same second would otherwise call STS in
+// step for hours, since 10 % jitter only widens their spread slowly (see
+// TestFleetSpread). Jitter only makes a refresh earlier, which is always
+// safe. Never less than 1s from now. Keys that do not expire: hourly.
+//
+// After a failure: capped exponential back-off with full jitter,
+// lo + jitter·(min(hi, lo·2^(failures−1)) − lo), with lo, hi = MinBackoff,
+// MaxBackoff, or SlowBackoff, MaxSlowBackoff for failures a retry will not
+// fix; hi is at most MaxBackoffUnserved (but not under lo) once nothing is
+// being served. While a set is still being served, with left the time
+// until it stops being served (Expires − ExpiryMargin), the delay is at
+// most limit = max(lo, left/4), or max(lo, 10s) once left ≤ 5m (so every
+// 5..10s for transient failures, 30..60s for the others by default); a
+// longer delay is replaced by limit/2 + jitter·limit/2.
 func nextRefresh(now time.Time, s State, o Options, class Class, jitter float64) time.Duration {
+	c := s.Credentials
 	if class == ClassOK {
-		c := s.Credentials
 		if !c.CanExpire {
 			return time.Hour
 		}
-		lifetime := c.Expires.Sub(s.Obtained)
-		interval := min(lifetime/2, lifetime-40*time.Minute)
-		if lifetime < o.MinLifetime {
-			// Explicitly allowed short lifetimes: the 30-minute floor
-			// cannot hold; refresh at half-life.
-			interval = lifetime / 2
-		}
+		interval := refreshInterval(c.Expires.Sub(s.Obtained))
 		spread := 0.1
 		if s.resync {
 			spread = 0.95
@@ -277,7 +349,8 @@ func nextRefresh(now time.Time, s State, o Options, class Class, jitter float64)
 	if class == ClassPermanent {
 		lo, hi = o.SlowBackoff, o.MaxSlowBackoff
 	}
-	if c := s.Credentials; !c.HasKeys() || (c.CanExpire && !now.Before(c.Expires)) {
+	serving := servable(c, now)
+	if !serving {
 		// Clients are failing now: retry often enough that they recover
 		// within seconds of the source, still with back-off.
 		hi = max(lo, min(hi, o.MaxBackoffUnserved))
@@ -287,11 +360,19 @@ func nextRefresh(now time.Time, s State, o Options, class Class, jitter float64)
 		ceiling = min(hi, lo<<n)
 	}
 	d := lo + time.Duration(jitter*float64(ceiling-lo))
-	if c := s.Credentials; c.HasKeys() && c.CanExpire {
-		// Do not sleep past the expiry of what is still being served:
-		// try once more a little before it lapses.
-		if left := c.Expires.Sub(now); left > lo && d > left-lo/2 {
-			d = max(left-lo/2, lo)
+	if serving && c.CanExpire {
+		// Never sleep through the end of what is being served: the
+		// closer it is, the more often to try.
+		left := c.Expires.Add(-ExpiryMargin).Sub(now)
+		limit := left / retryFraction
+		if left <= urgentWindow {
+			limit = urgentRetry
+		}
+		// Failures a retry will not fix need a person, who can also
+		// ask for a refresh (Refresh): not faster than lo for those.
+		limit = max(limit, lo)
+		if d > limit {
+			d = limit/2 + time.Duration(jitter*float64(limit/2))
 		}
 	}
 	return d
@@ -305,10 +386,13 @@ func (r *Rotator) logSuccess(s State) {
 	}
 	if c.CanExpire {
 		ev = ev.Time("expires_at", c.Expires).Stringer("expires_in", c.Expires.Sub(s.Obtained).Round(time.Second))
-		if c.Expires.Sub(s.Obtained) < r.o.MinLifetime {
-			r.o.Log.Warn().Str("source", r.o.Source).Stringer("lifetime", c.Expires.Sub(s.Obtained).Round(time.Second)).
-				Msg("credentials live less than 45 minutes; SDKs may hold them until shortly before expiry")
-		}
+	}
+	if s.ShortLifetime > 0 && !r.warnedShort {
+		r.warnedShort = true
+		r.o.Log.Warn().Str("source", r.o.Source).Stringer("lifetime", s.ShortLifetime.Round(time.Second)).
+			Str("reason", "the source granted 35 minutes or less: a short --duration or profile duration_seconds, "+
+				"a SAML assertion's SessionNotOnOrAfter, or a session capped by role chaining").
+			Msg("credentials too short-lived to keep 30 minutes left; refreshing at half-life, so SDKs may hold them until shortly before expiry")
 	}
 	ev.Time("next_refresh", s.Next).Msg("credentials refreshed")
 	r.lastFailLog = time.Time{}
@@ -328,8 +412,8 @@ func (r *Rotator) logFailure(s State) {
 	ev = ev.Err(s.Err).Str("source", r.o.Source).Str("class", class.String()).
 		Int("attempt", s.Failures).Time("next_try", s.Next)
 	if c := s.Credentials; c.HasKeys() && c.CanExpire {
-		if left := c.Expires.Sub(now); left > 0 {
-			ev = ev.Stringer("serving_for", left.Round(time.Second))
+		if servable(c, now) {
+			ev = ev.Stringer("serving_for", c.Expires.Add(-ExpiryMargin).Sub(now).Round(time.Second))
 		} else {
 			ev = ev.Bool("serving", false)
 		}

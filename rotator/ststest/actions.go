@@ -160,7 +160,7 @@ func (s *Server) issueRole(g grant) assumeRoleFields {
 		userID:  user.AssumedRoleID,
 		account: g.role.account,
 		mfa:     g.mfa,
-	}, g.now.Add(time.Duration(g.dur)*time.Second), g.minToken)
+	}, g.now, time.Duration(g.dur)*time.Second, g.minToken)
 	return assumeRoleFields{
 		AssumedRoleUser:  user,
 		Credentials:      toXML(c),
@@ -438,7 +438,7 @@ func (s *Server) getSessionToken(c call) (any, *apiError) {
 		userID:  c.caller.userID,
 		account: c.caller.account,
 		mfa:     mfa,
-	}, c.now.Add(time.Duration(rootCap(c.caller, dur))*time.Second), minToken)
+	}, c.now, time.Duration(rootCap(c.caller, dur))*time.Second, minToken)
 	return sessionTokenResult{Credentials: toXML(cred), tokenSize: sizeOf(cred)}, nil
 }
 
@@ -473,7 +473,7 @@ func (s *Server) getFederationToken(c call) (any, *apiError) {
 		arn:     user.Arn,
 		userID:  user.FederatedUserID,
 		account: c.caller.account,
-	}, c.now.Add(time.Duration(rootCap(c.caller, dur))*time.Second), minToken)
+	}, c.now, time.Duration(rootCap(c.caller, dur))*time.Second, minToken)
 	return federationTokenResult{Credentials: toXML(cred), FederatedUser: user, PackedPolicySize: size, tokenSize: sizeOf(cred)}, nil
 }
 

@@ -411,3 +411,36 @@ func TestStscredsProvider(t *testing.T) {
 		t.Errorf("Params = %v, want RoleSessionName=imdsd DurationSeconds=2700", p)
 	}
 }
+
+// WithMaxLifetime shortens every lifetime it grants, without an error, and
+// leaves shorter requests alone.
+func TestWithMaxLifetime(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, nil, ststest.WithMaxLifetime(40*time.Minute))
+	client := baseClient(srv)
+	ar, err := client.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("s1")})
+	if err != nil {
+		t.Fatalf("AssumeRole() error = %v", err)
+	}
+	short, err := client.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("s2"), DurationSeconds: aws.Int32(900)})
+	if err != nil {
+		t.Fatalf("AssumeRole(900 s) error = %v", err)
+	}
+	st, err := client.GetSessionToken(ctx, &sts.GetSessionTokenInput{})
+	if err != nil {
+		t.Fatalf("GetSessionToken() error = %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		got  *time.Time
+		want time.Duration
+	}{
+		{"AssumeRole, 1h asked", ar.Credentials.Expiration, 40 * time.Minute},
+		{"AssumeRole, 15m asked", short.Credentials.Expiration, 15 * time.Minute},
+		{"GetSessionToken, 12h by default", st.Credentials.Expiration, 40 * time.Minute},
+	} {
+		if !tc.got.Equal(t0.Add(tc.want)) {
+			t.Errorf("%s: Expiration = %v, want %v after %v", tc.name, tc.got, tc.want, t0)
+		}
+	}
+}

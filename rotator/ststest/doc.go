@@ -38,7 +38,8 @@
 //
 // What it does not model: IAM policies and trust policies (any well-formed
 // role ARN can be assumed unless a [Role] restricts it), SAML
-// SessionNotOnOrAfter capping, presigned URLs, request time skew, regions.
+// SessionNotOnOrAfter capping (use [WithMaxLifetime]), presigned URLs,
+// request time skew, regions.
 // PackedPolicySize (sent when a policy, policy ARNs or tags are given) is a
 // plausible 1..100 value, not AWS's computation; SessionTokenSize and
 // SessionTokenUtilization (of a 4096-byte maximum) are exact for the token
@@ -51,11 +52,20 @@
 // Faults ([Server.Inject], [Server.Fail], [Server.Outage]) make it answer STS
 // errors, raw 5xx pages, delays or dropped connections, optionally only
 // within a window of the server's clock ([WithClock]), so scheduler tests on
-// a fake clock can simulate an outage of hours.
+// a fake clock can simulate an outage of hours. [WithMaxLifetime] grants
+// shorter lifetimes than asked for, silently, as real STS does for some
+// sessions.
 //
 // [JWT] and [SAMLResponse] build the web identity tokens and SAML
 // assertions a Server accepts, for tests of clients that send them.
 //
 // Every method of [Server] is safe for concurrent use, including while the
 // server is serving. The package depends on the standard library only.
+//
+// It keeps its own copies of STS's rules (parameter limits, error texts)
+// and its own ARN parsing on purpose, instead of sharing those of package
+// rotator or the AWS SDK: a fake that runs the code under test to decide
+// what is valid agrees with that code's mistakes and cannot catch them.
+// The two are written separately, from the STS model and documentation
+// (SPEC.md §10, §11), and the tests of rotator hold them against each other.
 package ststest

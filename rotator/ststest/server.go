@@ -30,10 +30,11 @@ type Server struct {
 	// It is empty for a Server made by [New].
 	URL string
 
-	http    *httptest.Server
-	now     func() time.Time
-	closing chan struct{}
-	once    sync.Once
+	http        *httptest.Server
+	now         func() time.Time
+	maxLifetime time.Duration // WithMaxLifetime; 0: no cap
+	closing     chan struct{}
+	once        sync.Once
 
 	mu       sync.Mutex
 	keys     map[string]*principal // access key ID → owner
@@ -54,6 +55,16 @@ type Option func(*Server)
 // now must be safe for concurrent use.
 func WithClock(now func() time.Time) Option {
 	return func(s *Server) { s.now = now }
+}
+
+// WithMaxLifetime makes every set of credentials the server issues expire
+// at most d after it was issued, whatever DurationSeconds asked for and
+// without any error, the way real STS silently shortens some sessions: a
+// SAML assertion's SessionNotOnOrAfter, root users' one-hour cap, or a
+// profile's credential process or SSO session handing out short ones. It
+// tests what a client does when granted less than it asked for.
+func WithMaxLifetime(d time.Duration) Option {
+	return func(s *Server) { s.maxLifetime = d }
 }
 
 // WithBaseCredentials registers a long-term IAM user access key. Requests
@@ -373,11 +384,14 @@ func (s *Server) dispatch(r *http.Request, body []byte, p url.Values, now time.T
 // issue creates a new temporary key owned by p (whose secret, token and
 // expiry it fills in) with a session token of at least minToken bytes, and
 // records it.
-func (s *Server) issue(action string, p *principal, expires time.Time, minToken int) Credentials {
+func (s *Server) issue(action string, p *principal, now time.Time, dur time.Duration, minToken int) Credentials {
+	if s.maxLifetime > 0 {
+		dur = min(dur, s.maxLifetime)
+	}
 	akid := "ASIA" + randomBase32(16)
 	p.secret = randomBase64(30) // 40 characters
 	p.token = sessionToken(minToken)
-	p.expires = expires.UTC().Truncate(time.Second)
+	p.expires = now.Add(dur).UTC().Truncate(time.Second)
 	c := Credentials{
 		Action:          action,
 		AccessKeyID:     akid,
