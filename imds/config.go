@@ -55,9 +55,15 @@ var (
 // Zero-valued metadata fields get defaults from [Config.WithDefaults]; RoleName
 // and Region are required.
 type Config struct {
-	// RoleName is the single role listed under iam/security-credentials/
-	// (an instance profile holds exactly one role).
+	// RoleName is the default role: the one role listed under
+	// iam/security-credentials/ (an instance profile holds exactly one
+	// role, and SDKs take the first line) and described by iam/info.
 	RoleName string
+	// Roles are the other roles served by name under
+	// iam/security-credentials/NAME (and -extended/NAME), for SDKs told
+	// which instance profile to use (AWS_EC2_INSTANCE_PROFILE_NAME). They
+	// are not listed. Publish them with PublishRole.
+	Roles []string
 	// Region is the AWS region reported in the identity document and
 	// placement/region, e.g. "us-east-1".
 	Region string
@@ -201,6 +207,16 @@ func (c Config) Validate() error {
 	}
 	if !roleNameRE.MatchString(c.RoleName) || len(c.RoleName) > 64 {
 		bad("role_name", "1..64 characters of [A-Za-z0-9+=,.@_-]", c.RoleName)
+	}
+	seen := map[string]bool{c.RoleName: true}
+	for _, r := range c.Roles {
+		switch {
+		case !roleNameRE.MatchString(r) || len(r) > 64:
+			bad("roles", "names of 1..64 characters of [A-Za-z0-9+=,.@_-]", r)
+		case seen[r]:
+			bad("roles", "each name once", r)
+		}
+		seen[r] = true
 	}
 	// Zones derive from the region: with a bad region, report only it.
 	if !regionRE.MatchString(c.Region) {

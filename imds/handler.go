@@ -1,6 +1,7 @@
 package imds
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -43,8 +44,9 @@ type Handler struct {
 	tokens *Tokens
 	router *httprouter.Router
 	stats  *RequestStats
-	snap   atomic.Pointer[rendered]
-	listen map[netip.Addr]bool // hosts accepted in Host, besides loopback and IMDS
+	snap   *atomic.Pointer[rendered]            // the default role's
+	roles  map[string]*atomic.Pointer[rendered] // every role's; fixed keys
+	listen map[netip.Addr]bool                  // hosts accepted in Host, besides loopback and IMDS
 	local  localAddrs
 }
 
@@ -70,7 +72,12 @@ func NewHandler(cfg Config, log zerolog.Logger) (*Handler, error) {
 		stats:  cfg.Stats,
 		listen: map[netip.Addr]bool{},
 		local:  localAddrs{list: cfg.LocalAddrs, now: cfg.Now},
+		roles:  map[string]*atomic.Pointer[rendered]{},
 	}
+	for _, name := range append([]string{cfg.RoleName}, cfg.Roles...) {
+		h.roles[name] = new(atomic.Pointer[rendered])
+	}
+	h.snap = h.roles[cfg.RoleName]
 	for _, l := range cfg.ListenAddrs {
 		host, _ := ParseListen(l) // validated above
 		if a, err := netip.ParseAddr(host); err == nil {
@@ -78,7 +85,9 @@ func NewHandler(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	h.router = h.routes()
-	h.Publish(Snapshot{})
+	for name := range h.roles {
+		_ = h.PublishRole(name, Snapshot{})
+	}
 	return h, nil
 }
 
@@ -90,6 +99,21 @@ func (h *Handler) Tokens() *Tokens { return h.tokens }
 // the snapshot they loaded. Call it whenever the credentials or the last
 // error change; it is safe for concurrent use.
 func (h *Handler) Publish(s Snapshot) { h.snap.Store(h.render(s)) }
+
+// ErrUnknownRole is returned by PublishRole for a role the handler was
+// not configured with.
+var ErrUnknownRole = errors.New("role not configured on this handler")
+
+// PublishRole is Publish for the role name: the default role (RoleName) or
+// one of Config.Roles.
+func (h *Handler) PublishRole(name string, s Snapshot) error {
+	p := h.roles[name]
+	if p == nil {
+		return fmt.Errorf("publish %s: %w", name, ErrUnknownRole)
+	}
+	p.Store(h.render(s))
+	return nil
+}
 
 // ServeHTTP applies the guards (same-host client, Host allow-list, session
 // token) and then routes.

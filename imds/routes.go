@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/julienschmidt/httprouter"
 )
@@ -57,8 +58,10 @@ func (h *Handler) routes() *httprouter.Router {
 	// The role is registered as a static path, not a :role parameter:
 	// other names are 404 (SPEC.md R5.3) and a request allocates no
 	// parameter list.
-	h.get(rt, md+"iam/security-credentials/"+c.RoleName, h.credentials)
-	h.get(rt, md+"iam/security-credentials-extended/"+c.RoleName, h.credentialsExtended)
+	for name, snap := range h.roles {
+		h.get(rt, md+"iam/security-credentials/"+name, h.credentials(snap))
+		h.get(rt, md+"iam/security-credentials-extended/"+name, h.credentialsExtended(snap))
+	}
 	h.get(rt, md+"iam/info", h.info)
 	h.get(rt, "/latest/dynamic/instance-identity/document", h.identity)
 	rt.PUT(tokenPath, h.putToken)
@@ -82,22 +85,27 @@ func (h *Handler) get(rt *httprouter.Router, path string, handle httprouter.Hand
 	}
 }
 
-func (h *Handler) credentials(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	s := h.snap.Load()
-	if s.creds.b != nil && h.cfg.Now().Before(s.expires) {
-		h.write(w, r, s.creds, s.lastModified)
-		return
+// credentials serves the role whose state snap holds.
+func (h *Handler) credentials(snap *atomic.Pointer[rendered]) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		s := snap.Load()
+		if s.creds.b != nil && h.cfg.Now().Before(s.expires) {
+			h.write(w, r, s.creds, s.lastModified)
+			return
+		}
+		h.write(w, r, s.errDoc, nil)
 	}
-	h.write(w, r, s.errDoc, nil)
 }
 
-func (h *Handler) credentialsExtended(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	s := h.snap.Load()
-	if s.credsExt.b != nil && h.cfg.Now().Before(s.expires) {
-		h.write(w, r, s.credsExt, s.lastModified)
-		return
+func (h *Handler) credentialsExtended(snap *atomic.Pointer[rendered]) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		s := snap.Load()
+		if s.credsExt.b != nil && h.cfg.Now().Before(s.expires) {
+			h.write(w, r, s.credsExt, s.lastModified)
+			return
+		}
+		h.write(w, r, s.errDoc, nil)
 	}
-	h.write(w, r, s.errDoc, nil)
 }
 
 func (h *Handler) info(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
