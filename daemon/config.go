@@ -50,6 +50,10 @@ type Config struct {
 	STSRegion               string
 	STSEndpoint             string
 
+	// MaxConnections caps the connections each listener holds open; at
+	// the cap the one waiting longest is closed (imds.NewServer).
+	MaxConnections int
+
 	// AdminSocket is where the admin API listens (a unix socket; on
 	// Windows the token file of its loopback listener).
 	AdminSocket string
@@ -70,6 +74,7 @@ func defaultConfig() Config {
 	return Config{
 		Source:               "dev",
 		TokenMode:            "required",
+		MaxConnections:       imds.DefaultMaxConns,
 		DevLifetime:          time.Hour,
 		LogFormat:            "auto",
 		LogLevel:             "info",
@@ -176,7 +181,7 @@ Flags:
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, rule string, got any) {
-		errs = append(errs, fmt.Errorf("%s: %s (got %q)", field, rule, fmt.Sprint(got)))
+		errs = append(errs, fmt.Errorf("%s: %s (got %s)", field, rule, quote(fmt.Sprint(got))))
 	}
 	if len(c.Listen) == 0 {
 		bad("listen", "at least one address is needed", "")
@@ -201,7 +206,10 @@ func (c Config) Validate() error {
 	ic := c.imdsConfig()
 	ic.ListenAddrs, ic.AllowedClients, ic.TokenMode = nil, nil, imds.TokenRequired
 	if err := ic.WithDefaults().Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, clipQuoted(err))
+	}
+	if c.MaxConnections < minMaxConnections || c.MaxConnections > maxMaxConnections {
+		bad("max_connections", fmt.Sprintf("must be %d..%d", minMaxConnections, maxMaxConnections), c.MaxConnections)
 	}
 	if c.Source == "dev" && (c.DevLifetime < 45*time.Minute || c.DevLifetime > 36*time.Hour) {
 		bad("dev_lifetime", "must be 45m..36h so clients always get credentials with 30 minutes left", c.DevLifetime)
@@ -218,6 +226,15 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Bounds of max_connections. Below 16, clients connecting at the same
+// moment would close each other's connections before their requests are
+// read; above 65536, the cap no longer bounds memory (about 20 KiB a
+// connection, BENCHMARKS.md) nor file descriptors.
+const (
+	minMaxConnections = 16
+	maxMaxConnections = 65536
+)
 
 // imdsConfig is the endpoint's part of c; c must be valid.
 func (c Config) imdsConfig() imds.Config {
@@ -239,7 +256,7 @@ func (c Config) allowedClients() ([]netip.Prefix, error) {
 	for _, s := range c.AllowClient {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("allow_client: must be a network in CIDR form such as 172.17.0.0/16 (got %q)", s))
+			errs = append(errs, fmt.Errorf("allow_client: must be a network in CIDR form such as 172.17.0.0/16 (got %s)", quote(s)))
 			continue
 		}
 		out = append(out, p.Masked())

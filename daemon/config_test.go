@@ -22,12 +22,13 @@ func TestConfigFileBad(t *testing.T) {
 			`testdata/bad/unknown-keys.yaml:4: unknown key "log_levl"; did you mean "log_level"?`,
 		},
 		"wrong-types.yaml": {
-			`testdata/bad/wrong-types.yaml:2: listen: must be a list such as [a, b] (got str "127.0.0.1:8169")`,
+			`testdata/bad/wrong-types.yaml:2: listen: must be a list such as [a, b] or one string (got int "8169")`,
 			`testdata/bad/wrong-types.yaml:3: allow_short_duration: must be true or false (got str "yes")`,
 			`testdata/bad/wrong-types.yaml:4: duration: must be a duration such as 1h or 90m (got int "3600")`,
 			`testdata/bad/wrong-types.yaml:5: external_id: must be a string (got int "12345"); quote it if it looks like a number or boolean`,
 			`testdata/bad/wrong-types.yaml:6: dev_lifetime: must be a duration such as 1h or 90m (got "forever")`,
 			`testdata/bad/wrong-types.yaml:7: tags: must be a mapping such as {team: a} or a list such as [team=a] (got str "team")`,
+			`testdata/bad/wrong-types.yaml:8: max_connections: must be a whole number such as 1024 (got str "lots")`,
 		},
 		"duplicate-key.yaml": {
 			`testdata/bad/duplicate-key.yaml:3: region: set twice (first on line 2)`,
@@ -37,6 +38,27 @@ func TestConfigFileBad(t *testing.T) {
 		},
 		"syntax.yaml": {
 			`testdata/bad/syntax.yaml: yaml: line 1: did not find expected ',' or ']'`,
+		},
+		// The rest used to be ignored silently.
+		"multi-document.yaml": {
+			`testdata/bad/multi-document.yaml:3: a second YAML document: a config file is one mapping; merge its keys into the first and remove the "---" on line 3`,
+		},
+		// It used to mean the default address, silently.
+		"empty-listen.yaml": {
+			`testdata/bad/empty-listen.yaml:2: listen: must name at least one address such as [127.0.0.1:8169]; remove the key to use the default (got an empty list)`,
+		},
+		// -1h used to be reported as "at most 36h"; 0s meant the default.
+		"negative-duration.yaml": {
+			`testdata/bad/negative-duration.yaml:2: duration: must be a positive duration such as 1h or 90m (got "-1h")`,
+			`testdata/bad/negative-duration.yaml:3: dev_lifetime: must be a positive duration such as 1h or 90m (got "0s")`,
+		},
+		// Values of 300 characters are echoed to 64 and "…".
+		"huge.yaml": {
+			`testdata/bad/huge.yaml:1: unknown key "` + strings.Repeat("k", 64) + `…"`,
+			`testdata/bad/huge.yaml:2: external_id: must be a string (got float "` + strings.Repeat("1", 64) + `…"); quote it if it looks like a number or boolean`,
+			`testdata/bad/huge.yaml:3: dev_lifetime: must be a duration such as 1h or 90m (got "` + strings.Repeat("x", 64) + `…")`,
+			`testdata/bad/huge.yaml:4: max_connections: must be a whole number such as 1024 (got str "` + strings.Repeat("9", 64) + `…")`,
+			`testdata/bad/huge.yaml:5: tags: value of ` + strings.Repeat("t", 64) + `… must be a string (got a list); quote it if it looks like a number or boolean`,
 		},
 		"nested.yaml": {
 			`testdata/bad/nested.yaml:1: listen: item on line 1 must be a string (got a mapping); quote it if it looks like a number or boolean`,
@@ -68,26 +90,47 @@ func TestConfigFileBad(t *testing.T) {
 }
 
 func TestConfigFileGood(t *testing.T) {
-	c, path, err := loadConfigArgs([]string{"--config", "testdata/good/all-kinds.yaml"}, noEnv)
-	if err != nil {
-		t.Fatalf("loadConfig() = %v", err)
+	tests := []struct {
+		file string
+		want func(*Config)
+	}{
+		{"all-kinds.yaml", func(want *Config) {
+			want.Source, want.RoleARN = "assume-role", "arn:aws:iam::123456789012:role/dev"
+			want.Listen = []string{"127.0.0.1:8169", "[::1]:8169"}
+			want.TokenMode, want.AllowClient = "optional", []string{"172.17.0.0/16"}
+			want.Duration, want.Tags = 2*time.Hour, []string{"env=prod", "team=platform"}
+			want.TransitiveTagKeys, want.PolicyARNs = []string{"team"}, []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}
+			want.STSRegion, want.LogLevel, want.MaxConnections = "eu-west-1", "debug", 512
+		}},
+		// A single string is a list of one; it used to be refused.
+		{"one-string-lists.yaml", func(want *Config) {
+			want.Listen, want.AllowClient, want.MaxConnections = []string{"127.0.0.1:8169"}, []string{"172.17.0.0/16"}, 256
+		}},
 	}
-	if path != "testdata/good/all-kinds.yaml" {
-		t.Errorf("config path = %q", path)
+	files, _ := filepath.Glob("testdata/good/*.yaml")
+	if len(files) != len(tests) {
+		t.Errorf("%d files in testdata/good, %d in the table: keep them in step", len(files), len(tests))
 	}
-	want := defaultConfig()
-	want.Source, want.RoleARN = "assume-role", "arn:aws:iam::123456789012:role/dev"
-	want.Listen = []string{"127.0.0.1:8169", "[::1]:8169"}
-	want.TokenMode, want.AllowClient = "optional", []string{"172.17.0.0/16"}
-	want.Duration, want.Tags = 2*time.Hour, []string{"env=prod", "team=platform"}
-	want.TransitiveTagKeys, want.PolicyARNs = []string{"team"}, []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}
-	want.STSRegion, want.LogLevel = "eu-west-1", "debug"
-	want = want.withDefaults(noEnv)
-	if diff := cmp.Diff(want, c); diff != "" {
-		t.Errorf("loadConfig() (-want +got):\n%s", diff)
-	}
-	if err := c.Validate(); err != nil {
-		t.Errorf("Validate() = %v", err)
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			path := "testdata/good/" + tc.file
+			c, gotPath, err := loadConfigArgs([]string{"--config", path}, noEnv)
+			if err != nil {
+				t.Fatalf("loadConfig() = %v", err)
+			}
+			if gotPath != path {
+				t.Errorf("config path = %q, want %q", gotPath, path)
+			}
+			want := defaultConfig()
+			tc.want(&want)
+			want = want.withDefaults(noEnv)
+			if diff := cmp.Diff(want, c); diff != "" {
+				t.Errorf("loadConfig() (-want +got):\n%s", diff)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate() = %v", err)
+			}
+		})
 	}
 }
 
@@ -128,6 +171,10 @@ func TestConfigPrecedence(t *testing.T) {
 
 func TestConfigLoadErrors(t *testing.T) {
 	dir := t.TempDir()
+	large := filepath.Join(dir, "large.yaml")
+	if err := os.WriteFile(large, bytes.Repeat([]byte("#"), 1<<20+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -135,11 +182,25 @@ func TestConfigLoadErrors(t *testing.T) {
 		want string
 	}{
 		{"explicit file missing", []string{"--config", filepath.Join(dir, "nope.yaml")}, nil,
-			"config: cannot read " + filepath.Join(dir, "nope.yaml") + ": open " + filepath.Join(dir, "nope.yaml") + ": no such file or directory"},
+			"config: cannot read " + filepath.Join(dir, "nope.yaml") + ": stat " + filepath.Join(dir, "nope.yaml") + ": no such file or directory"},
 		{"env file missing", nil, map[string]string{"IMDSD_CONFIG": filepath.Join(dir, "x.yaml")},
-			"config: cannot read " + filepath.Join(dir, "x.yaml") + ": open " + filepath.Join(dir, "x.yaml") + ": no such file or directory"},
-		{"bad env values", nil, map[string]string{"IMDSD_DURATION": "soon", "IMDSD_ALLOW_SHORT_DURATION": "maybe"},
-			"IMDSD_DURATION: must be a duration such as 1h or 90m (got \"soon\")\nIMDSD_ALLOW_SHORT_DURATION: must be true or false (got \"maybe\")"},
+			"config: cannot read " + filepath.Join(dir, "x.yaml") + ": stat " + filepath.Join(dir, "x.yaml") + ": no such file or directory"},
+		{"directory", []string{"--config", dir}, nil,
+			"config: cannot read " + dir + ": it is a directory; give the path of a YAML file (--config or IMDSD_CONFIG)"},
+		{"too large", []string{"--config", large}, nil,
+			"config: cannot read " + large + ": it is 1048577 bytes, and a config file is at most 1 MiB"},
+		{"bad env values", nil, map[string]string{"IMDSD_DURATION": "soon", "IMDSD_ALLOW_SHORT_DURATION": "maybe", "IMDSD_MAX_CONNECTIONS": "many"},
+			"IMDSD_DURATION: must be a duration such as 1h or 90m (got \"soon\")\nIMDSD_ALLOW_SHORT_DURATION: must be true or false (got \"maybe\")\n" +
+				"IMDSD_MAX_CONNECTIONS: must be a whole number such as 1024 (got \"many\")"},
+		// It used to mean the default address, silently.
+		{"env empty listen", nil, map[string]string{"IMDSD_LISTEN": ","},
+			"IMDSD_LISTEN: must name at least one address such as 127.0.0.1:8169; unset it to use the default (got \",\")"},
+		{"negative durations", []string{"--duration", "-1h", "--dev-lifetime", "0s"}, map[string]string{"IMDSD_DURATION": "-90m"},
+			"IMDSD_DURATION: must be a positive duration such as 1h or 90m (got \"-90m\")\n" +
+				"--dev-lifetime: must be a positive duration such as 1h or 90m (got 0s)\n" +
+				"--duration: must be a positive duration such as 1h or 90m (got -1h0m0s)"},
+		{"huge env value", nil, map[string]string{"IMDSD_ALLOW_SHORT_DURATION": strings.Repeat("y", 1<<20)},
+			"IMDSD_ALLOW_SHORT_DURATION: must be true or false (got \"" + strings.Repeat("y", 64) + "…\")"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

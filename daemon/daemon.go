@@ -337,7 +337,7 @@ func closeAll(lns []net.Listener) {
 
 // startServer serves ln; d.mu must be held.
 func (d *daemon) startServer(addr string, ln net.Listener, errc chan<- error) {
-	srv := imds.NewServer(&d.served, d.log.With().Str("component", "http").Logger())
+	srv := imds.NewServer(&d.served, d.cfg.MaxConnections, d.log.With().Str("component", "http").Logger())
 	d.servers[addr] = srv
 	d.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -3,9 +3,17 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/imdsd/imdsd/imds"
+	"github.com/imdsd/imdsd/rotator"
 )
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -36,6 +44,16 @@ func TestRunBadInput(t *testing.T) {
 				"  dev_lifetime: must be 45m..36h so clients always get credentials with 30 minutes left (got \"15m0s\")\n" +
 				"  log_format: must be auto, json or console (got \"xml\")\n" +
 				"  log_level: must be debug, info, warn or error (got \"trace\")\n"},
+		// They used to bind every address, print http://[::]:P/ and then
+		// refuse every request in the Host check.
+		{"every address", []string{"run", "--listen", "0.0.0.0:8169", "--listen", "[::]:8169"}, exitUsage,
+			"imdsd run: invalid configuration:\n" +
+				"  listen: must be one address of this host, not every address; to serve containers or VMs, listen on the address they reach, such as 172.17.0.1:8169 on Docker's bridge, and allow their network with --allow-client 172.17.0.0/16 (allow_clients in the config file) (got \"0.0.0.0:8169\")\n" +
+				"  listen: must be one address of this host, not every address; to serve containers or VMs, listen on the address they reach, such as 172.17.0.1:8169 on Docker's bridge, and allow their network with --allow-client 172.17.0.0/16 (allow_clients in the config file) (got \"[::]:8169\")\n"},
+		{"max connections", []string{"run", "--max-connections", "8"}, exitUsage,
+			"imdsd run: invalid configuration:\n  max_connections: must be 16..65536 (got \"8\")\n"},
+		{"max connections too many", []string{"run", "--max-connections", "65537"}, exitUsage,
+			"imdsd run: invalid configuration:\n  max_connections: must be 16..65536 (got \"65537\")\n"},
 		{"duplicate listen", []string{"run", "--listen", "127.0.0.1:8169", "--listen", "127.0.0.1:8169"}, exitUsage,
 			"imdsd run: invalid configuration:\n  listen: each address once (got \"127.0.0.1:8169\")\n"},
 		{"bad metadata", []string{"run", "--role-name", "my role", "--region", "Frankfurt"}, exitUsage,
@@ -56,6 +74,74 @@ func TestRunBadInput(t *testing.T) {
 				t.Errorf("stderr =\n%s\nwant\n%s", stderr, tc.want)
 			}
 		})
+	}
+}
+
+// Messages repeat at most 64 characters of a value, whichever check wrote
+// them: a value pasted by mistake (a whole policy, a token) is not echoed.
+func TestHugeValuesClipped(t *testing.T) {
+	h := strings.Repeat("x", 1<<20)
+	for _, args := range [][]string{
+		{"run", "--region", h, "--role-name", h, "--listen", h, "--token-mode", h, "--allow-client", h, "--log-format", h, "--log-level", h},
+		{"run", "--source", h},
+		{"check-config", "--source", "assume-role", "--role-arn", h, "--tag", h, "--web-identity-ci", h, "--external-id", h},
+		{"run", "--lisen", h},
+	} {
+		code, _, stderr := runArgs(args...)
+		if code == exitOK {
+			t.Errorf("%.60q: exit 0, want an error", args)
+		}
+		lines := strings.Split(stderr, "\n")
+		for _, line := range lines {
+			if strings.Contains(line, strings.Repeat("x", 65)) {
+				t.Errorf("%.60q: a message repeats more than 64 characters of a value: %.200s…", args, line)
+			}
+		}
+		if len(lines) < 2 {
+			t.Errorf("%.60q: stderr %q, want the problems", args, stderr)
+		}
+	}
+}
+
+// max_connections reaches the listener: at the cap the longest-waiting
+// connection is closed.
+func TestServeMaxConnections(t *testing.T) {
+	c := defaultConfig()
+	c.Listen = []string{freeAddr(t)}
+	c.AdminSocket = filepath.Join(t.TempDir(), "admin.sock")
+	c.MaxConnections = minMaxConnections
+	c = c.withDefaults(noEnv)
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(c, rotator.NewDev(rotator.DevOptions{}), newLogger(io.Discard, "json", "info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.serve(ctx, io.Discard, nil, nil) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve() = %v", err)
+		}
+	}()
+	<-d.ready
+	var conns []net.Conn
+	for range c.MaxConnections + 1 {
+		conn, err := net.Dial("tcp", c.Listen[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conns = append(conns, conn)
+	}
+	// A failure bound, not a measurement: without the cap the read blocks
+	// until the server's header timeout.
+	_ = conns[0].SetReadDeadline(time.Now().Add(time.Second + imds.ReadHeaderTimeout/2))
+	if _, err := conns[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("first of %d connections: read %v, want EOF (closed at the cap)", len(conns), err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imdsd/imdsd/rotator"
 	"go.yaml.in/yaml/v3"
@@ -25,7 +26,7 @@ type setting struct {
 	key   string
 	flag  string // "" for secrets: file and environment only
 	usage string
-	field func(*Config) any // *string, *[]string, *bool or *time.Duration
+	field func(*Config) any // *string, *[]string, *bool, *int or *time.Duration
 }
 
 // settings lists them in the order the help shows them.
@@ -63,6 +64,7 @@ var settings = []setting{
 	{"profile", "profile", "AWS CLI profile: the source (profile, static) or the base credentials (others)", func(c *Config) any { return &c.Profile }},
 	{"sts_region", "sts-region", "region of the STS endpoint (default: --region)", func(c *Config) any { return &c.STSRegion }},
 	{"sts_endpoint", "sts-endpoint", "STS endpoint URL (default: the regional endpoint)", func(c *Config) any { return &c.STSEndpoint }},
+	{"max_connections", "max-connections", "connections held open at once per listen address, 16..65536; at the cap the one waiting longest is closed (default 1024)", func(c *Config) any { return &c.MaxConnections }},
 	{"admin_socket", "admin-socket", "admin API socket for imdsd status, creds and mfa (default: $RUNTIME_DIRECTORY, /run/imdsd or the user's runtime directory)", func(c *Config) any { return &c.AdminSocket }},
 	{"access_key_id", "", "", func(c *Config) any { return &c.AccessKeyID }},
 	{"secret_access_key", "", "", func(c *Config) any { return &c.SecretAccessKey }},
@@ -121,6 +123,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 			fs.Var(&listFlag{vals: p}, s.flag, s.usage)
 		case *bool:
 			fs.BoolVar(p, s.flag, false, s.usage)
+		case *int:
+			fs.IntVar(p, s.flag, 0, s.usage)
 		case *time.Duration:
 			fs.DurationVar(p, s.flag, 0, s.usage)
 		}
@@ -152,6 +156,21 @@ func (f *runFlags) apply(c *Config) {
 	})
 }
 
+// check reports the flags given with values no layer accepts: a duration
+// of zero or less (the file and IMDSD_* refuse them as they parse).
+func (f *runFlags) check() error {
+	if f.fs == nil {
+		return nil
+	}
+	var errs []error
+	for _, s := range settings {
+		if d, ok := s.field(&f.values).(*time.Duration); ok && s.flag != "" && *d <= 0 && f.given(s.key) {
+			errs = append(errs, fmt.Errorf("--%s: must be a positive duration such as 1h or 90m (got %v)", s.flag, *d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // flagOf is the flag of the setting key, or "" (secrets have none).
 func flagOf(key string) string {
 	for _, s := range settings {
@@ -166,7 +185,7 @@ func flagOf(key string) string {
 // the run flags.
 func takesFlagsOnly(name string, args []string) error {
 	if len(args) > 0 {
-		return fmt.Errorf("unexpected argument %q: %s takes flags only", args[0], name)
+		return fmt.Errorf("unexpected argument %s: %s takes flags only", quote(args[0]), name)
 	}
 	return nil
 }
@@ -179,6 +198,8 @@ func copyField(dst, src any) {
 		*d = slices.Clone(*src.(*[]string))
 	case *bool:
 		*d = *src.(*bool)
+	case *int:
+		*d = *src.(*int)
 	case *time.Duration:
 		*d = *src.(*time.Duration)
 	}
@@ -203,16 +224,27 @@ func applyEnv(c *Config, getenv func(string) string) error {
 					*p = append(*p, item)
 				}
 			}
+			// An empty list is "none" for the others, but listen has a
+			// default: IMDSD_LISTEN="," must not fall back to it.
+			if len(*p) == 0 && s.key == "listen" {
+				errs = append(errs, fmt.Errorf("%s: must name at least one address such as 127.0.0.1:8169; unset it to use the default (got %s)", name, quote(v)))
+			}
 		case *bool:
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: must be true or false (got %q)", name, v))
+				errs = append(errs, fmt.Errorf("%s: must be true or false (got %s)", name, quote(v)))
 			}
 			*p = b
-		case *time.Duration:
-			d, err := time.ParseDuration(v)
+		case *int:
+			n, err := strconv.Atoi(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: must be a duration such as 1h or 90m (got %q)", name, v))
+				errs = append(errs, fmt.Errorf("%s: must be a whole number such as 1024 (got %s)", name, quote(v)))
+			}
+			*p = n
+		case *time.Duration:
+			d, err := parseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 			*p = d
 		}
@@ -221,8 +253,8 @@ func applyEnv(c *Config, getenv func(string) string) error {
 }
 
 // parseConfigFile applies a YAML config file over c, strictly: unknown keys,
-// repeated keys and values of the wrong type are errors naming the file,
-// line and key. name labels the messages.
+// repeated keys, values of the wrong type and a second YAML document are
+// errors naming the file, line and key. name labels the messages.
 func parseConfigFile(c *Config, r io.Reader, name string) error {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(r)
@@ -231,6 +263,21 @@ func parseConfigFile(c *Config, r io.Reader, name string) error {
 			return nil // an empty file sets nothing
 		}
 		return fmt.Errorf("%s: %w", name, err)
+	}
+	// Only the first document would be applied: refuse the others rather
+	// than ignore them. Empty ones (a trailing "---") set nothing.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+			return fmt.Errorf("%s:%d: a second YAML document: a config file is one mapping; merge its keys into the first and remove the \"---\" on line %d", name, next.Line, next.Line)
+		}
 	}
 	if len(doc.Content) == 0 {
 		return nil
@@ -250,7 +297,7 @@ func parseConfigFile(c *Config, r io.Reader, name string) error {
 		at := fmt.Sprintf("%s:%d", name, k.Line)
 		s, ok := byKey[k.Value]
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s: unknown key %q%s", at, k.Value, suggest(k.Value)))
+			errs = append(errs, fmt.Errorf("%s: unknown key %s%s", at, quote(k.Value), suggest(k.Value)))
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
@@ -258,23 +305,24 @@ func parseConfigFile(c *Config, r io.Reader, name string) error {
 			continue
 		}
 		seen[k.Value] = k.Line
-		if err := setFromNode(s.field(c), v, s.key == "tags"); err != nil {
+		if err := setFromNode(s.key, s.field(c), v); err != nil {
 			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", name, v.Line, k.Value, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// setFromNode converts one YAML value into the setting's type. A mapping is
-// accepted for a list only where keyValues is set (tags: {team: a} reads
-// as team=a).
-func setFromNode(dst any, v *yaml.Node, keyValues bool) error {
+// setFromNode converts the YAML value of setting key into the setting's
+// type. A list may be given as one string (listen: 127.0.0.1:8169); tags
+// also as a mapping (tags: {team: a} reads as team=a).
+func setFromNode(key string, dst any, v *yaml.Node) error {
 	str := func(n *yaml.Node) (string, error) {
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 			return "", fmt.Errorf("must be a string (got %s); quote it if it looks like a number or boolean", describe(n))
 		}
 		return n.Value, nil
 	}
+	keyValues := key == "tags"
 	switch p := dst.(type) {
 	case *string:
 		s, err := str(v)
@@ -296,7 +344,7 @@ func setFromNode(dst any, v *yaml.Node, keyValues bool) error {
 				}
 				val, err := str(v.Content[i+1])
 				if err != nil {
-					return fmt.Errorf("value of %s %w", k, err)
+					return fmt.Errorf("value of %s %w", clip(k), err)
 				}
 				out = append(out, k+"="+val)
 			}
@@ -305,8 +353,15 @@ func setFromNode(dst any, v *yaml.Node, keyValues bool) error {
 			return nil
 		case keyValues:
 			return fmt.Errorf("must be a mapping such as {team: a} or a list such as [team=a] (got %s)", describe(v))
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
+			items = []*yaml.Node{v}
 		default:
-			return fmt.Errorf("must be a list such as [a, b] (got %s)", describe(v))
+			return fmt.Errorf("must be a list such as [a, b] or one string (got %s)", describe(v))
+		}
+		// listen has a default, which an empty list must not silently
+		// stand for; for the other lists empty means none.
+		if len(items) == 0 && key == "listen" {
+			return errors.New("must name at least one address such as [127.0.0.1:8169]; remove the key to use the default (got an empty list)")
 		}
 		var out []string
 		for _, it := range items {
@@ -323,18 +378,96 @@ func setFromNode(dst any, v *yaml.Node, keyValues bool) error {
 		}
 		b, _ := strconv.ParseBool(strings.ToLower(v.Value))
 		*p = b
+	case *int:
+		var n int
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || v.Decode(&n) != nil {
+			return fmt.Errorf("must be a whole number such as 1024 (got %s)", describe(v))
+		}
+		*p = n
 	case *time.Duration:
 		s, err := str(v)
 		if err != nil {
 			return fmt.Errorf("must be a duration such as 1h or 90m (got %s)", describe(v))
 		}
-		d, err := time.ParseDuration(s)
+		d, err := parseDuration(s)
 		if err != nil {
-			return fmt.Errorf("must be a duration such as 1h or 90m (got %q)", s)
+			return err
 		}
 		*p = d
 	}
 	return nil
+}
+
+// parseDuration parses a duration setting. Every one is a positive span:
+// zero or less is refused here, so a later range check never reports
+// "-1h" as too long.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("must be a duration such as 1h or 90m (got %s)", quote(s))
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("must be a positive duration such as 1h or 90m (got %s)", quote(s))
+	}
+	return d, nil
+}
+
+// maxEcho is how much of a value a message repeats: enough to recognise
+// it, never a whole pasted document (the same cut as rotator.FieldError).
+const maxEcho = 64
+
+// clip cuts s to maxEcho characters and "…".
+func clip(s string) string {
+	if utf8.RuneCountInString(s) <= maxEcho {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == maxEcho {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
+}
+
+// quote is %q of clip(s), for the "(got X)" of messages.
+func quote(s string) string { return strconv.Quote(clip(s)) }
+
+// clipQuoted cuts every quoted value longer than maxEcho in the messages
+// of err, one message per line. It guards the messages of checks that
+// quote values whole (the endpoint's metadata, the source's settings).
+func clipQuoted(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var b strings.Builder
+	changed := false
+	for i := 0; i < len(msg); {
+		if msg[i] == '"' {
+			if q, qerr := strconv.QuotedPrefix(msg[i:]); qerr == nil {
+				if u, uerr := strconv.Unquote(q); uerr == nil && utf8.RuneCountInString(u) > maxEcho {
+					b.WriteString(quote(u))
+					changed = true
+				} else {
+					b.WriteString(q)
+				}
+				i += len(q)
+				continue
+			}
+		}
+		b.WriteByte(msg[i])
+		i++
+	}
+	if !changed {
+		return err
+	}
+	var errs []error
+	for line := range strings.SplitSeq(b.String(), "\n") {
+		errs = append(errs, errors.New(line))
+	}
+	return errors.Join(errs...)
 }
 
 func describe(n *yaml.Node) string {
@@ -347,13 +480,16 @@ func describe(n *yaml.Node) string {
 		if n.Tag == "!!null" {
 			return "nothing"
 		}
-		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), n.Value)
+		return strings.TrimPrefix(n.Tag, "!!") + " " + quote(n.Value)
 	}
 	return "an alias"
 }
 
 // suggest names the known key closest to an unknown one.
 func suggest(key string) string {
+	if len(key) > maxEcho {
+		return "" // no key is that long; and distances cost len(key)×len(known)
+	}
 	best, bestD := "", 4
 	for _, s := range settings {
 		if d := editDistance(key, s.key); d < bestD {
@@ -401,22 +537,74 @@ func loadConfig(flags *runFlags, getenv func(string) string) (Config, string, er
 		path = defaultConfigPath()
 	}
 	var errs []error
-	f, err := os.Open(path)
+	f, err := openConfigFile(path)
 	switch {
 	case err == nil:
-		errs = append(errs, parseConfigFile(&c, f, path))
+		errs = append(errs, parseConfigFile(&c, io.LimitReader(f, maxConfigSize), path))
 		f.Close()
 	case explicit || !errors.Is(err, os.ErrNotExist):
 		return Config{}, path, fmt.Errorf("config: cannot read %s: %w", path, err)
 	default:
 		path = "" // no default file: defaults, env and flags only
 	}
-	errs = append(errs, applyEnv(&c, getenv))
+	errs = append(errs, applyEnv(&c, getenv), flags.check())
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, path, err
 	}
 	flags.apply(&c)
 	return c.withDefaults(getenv), path, nil
+}
+
+// maxConfigSize bounds the config file read: a few hundred bytes is usual.
+const maxConfigSize = 1 << 20
+
+// openConfigFile opens the config file, which must be a regular file of at
+// most maxConfigSize bytes. It looks before it opens: opening a FIFO
+// blocks until something writes to it (and imdsd would wait there, deaf
+// to SIGTERM), and a device such as /dev/zero never ends.
+func openConfigFile(path string) (*os.File, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkConfigFile(fi); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	// Replaced between the two looks: check what was opened.
+	if fi, err = f.Stat(); err == nil {
+		err = checkConfigFile(fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func checkConfigFile(fi os.FileInfo) error {
+	var kind string
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		if fi.Size() > maxConfigSize {
+			return fmt.Errorf("it is %d bytes, and a config file is at most 1 MiB", fi.Size())
+		}
+		return nil
+	case m.IsDir():
+		kind = "a directory"
+	case m&os.ModeNamedPipe != 0:
+		kind = "a named pipe (FIFO)"
+	case m&os.ModeSocket != 0:
+		kind = "a socket"
+	case m&os.ModeDevice != 0:
+		kind = "a device"
+	default:
+		kind = "not a regular file"
+	}
+	return fmt.Errorf("it is %s; give the path of a YAML file (--config or IMDSD_CONFIG)", kind)
 }
 
 // loadRunConfig is loadConfig followed by every check imdsd run makes
@@ -430,5 +618,5 @@ func loadRunConfig(ctx context.Context, flags *runFlags, getenv func(string) str
 		return c, path, nil, err, nil
 	}
 	src, err = buildSource(ctx, c, deps)
-	return c, path, src, nil, errors.Join(c.Validate(), err)
+	return c, path, src, nil, errors.Join(c.Validate(), clipQuoted(err))
 }

@@ -271,22 +271,30 @@ func (c Config) Validate() error {
 func ParseListen(s string) (host string, err error) {
 	h, port, err := splitHostPort(s)
 	if err != nil || port == "" {
-		return "", fmt.Errorf("listen: must be host:port with an IP address or localhost, e.g. 127.0.0.1:8169 or [::1]:8169 (got %q)", s)
+		return "", fmt.Errorf("listen: must be host:port with an IP address or localhost, e.g. 127.0.0.1:8169 or [::1]:8169 (got %q)", clip(s))
 	}
 	for _, c := range port {
 		if c < '0' || c > '9' {
-			return "", fmt.Errorf("listen: port must be a number 0..65535 (got %q)", s)
+			return "", fmt.Errorf("listen: port must be a number 0..65535 (got %q)", clip(s))
 		}
 	}
 	if len(port) > 5 || atoi(port) > 65535 {
-		return "", fmt.Errorf("listen: port must be a number 0..65535 (got %q)", s)
+		return "", fmt.Errorf("listen: port must be a number 0..65535 (got %q)", clip(s))
 	}
 	if strings.EqualFold(h, "localhost") {
 		return "localhost", nil
 	}
 	a, err := netip.ParseAddr(h)
 	if err != nil || a.Zone() != "" {
-		return "", fmt.Errorf("listen: host must be an IP address or localhost, e.g. 127.0.0.1:8169 or [::1]:8169 (got %q)", s)
+		return "", fmt.Errorf("listen: host must be an IP address or localhost, e.g. 127.0.0.1:8169 or [::1]:8169 (got %q)", clip(s))
+	}
+	// 0.0.0.0 and [::] bind every address, yet only this host's own
+	// clients and the --allow-client networks are served, and the Host
+	// check refuses requests naming 0.0.0.0 or [::]: whoever asks for
+	// them means to serve containers or VMs, which takes their network.
+	if a.Unmap().IsUnspecified() {
+		return "", fmt.Errorf("listen: must be one address of this host, not every address; to serve containers or VMs, listen on the address they reach, "+
+			"such as 172.17.0.1:8169 on Docker's bridge, and allow their network with --allow-client 172.17.0.0/16 (allow_clients in the config file) (got %q)", clip(s))
 	}
 	return a.String(), nil
 }
