@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	ec2imds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -66,12 +67,34 @@ type stsDeps struct {
 
 // hostDeps are the STS dependencies of the real host.
 func hostDeps(getenv func(string) string) stsDeps {
-	return stsDeps{loadConfig: loadAWSConfig, getenv: getenv, now: time.Now}
+	return stsDeps{
+		loadConfig: func(ctx context.Context, c Config) (aws.Config, error) { return loadAWSConfig(ctx, c, getenv) },
+		getenv:     getenv,
+		now:        time.Now,
+	}
+}
+
+// profileName is the profile --source profile serves: --profile, else
+// $AWS_PROFILE, else default.
+func profileName(c Config, getenv func(string) string) string {
+	return firstNonEmpty(c.Profile, getenv("AWS_PROFILE"), "default")
 }
 
 // loadAWSConfig resolves base credentials from the SDK's default chain or
 // the profile, with IMDS disabled in that chain so imdsd never asks itself.
-func loadAWSConfig(ctx context.Context, c Config) (aws.Config, error) {
+// Nothing is called: providers that need the network (a profile's
+// role_arn, SSO, credential_process) are only built.
+//
+// The STS calls the SDK makes itself, for a profile's role_arn or
+// web_identity_token_file, go to --sts-endpoint and --sts-region like
+// imdsd's own: the SDK would otherwise send them, signed with the user's
+// keys, to the public endpoint the user did not name.
+func loadAWSConfig(ctx context.Context, c Config, getenv func(string) string) (aws.Config, error) {
+	endpoint := func(o *sts.Options) {
+		if c.STSEndpoint != "" {
+			o.BaseEndpoint = aws.String(c.STSEndpoint)
+		}
+	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(c.STSRegion),
 		config.WithEC2IMDSClientEnableState(ec2imds.ClientDisabled),
@@ -86,9 +109,18 @@ func loadAWSConfig(ctx context.Context, c Config) (aws.Config, error) {
 			case o.Duration == 0:
 				o.Duration = time.Hour
 			}
+			o.Client = assumeRoleAt{o.Client, endpoint}
+		}),
+		config.WithWebIdentityRoleCredentialOptions(func(o *stscreds.WebIdentityRoleOptions) {
+			o.Client = webIdentityAt{o.Client, endpoint}
 		}),
 	}
-	if c.Profile != "" {
+	switch {
+	case c.Source == "profile":
+		// Named explicitly, so that the SDK resolves this profile, not
+		// AWS_ACCESS_KEY_ID, which would otherwise come first.
+		opts = append(opts, config.WithSharedConfigProfile(profileName(c, getenv)))
+	case c.Profile != "":
 		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
 	}
 	if c.AccessKeyID != "" && c.Source != "profile" {
@@ -102,8 +134,58 @@ func loadAWSConfig(ctx context.Context, c Config) (aws.Config, error) {
 	return cfg, nil
 }
 
+// assumeRoleAt and webIdentityAt add sts.Options (the endpoint) to every
+// call of the SDK's own role providers.
+type assumeRoleAt struct {
+	stscreds.AssumeRoleAPIClient
+	opt func(*sts.Options)
+}
+
+func (a assumeRoleAt) AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error) {
+	return a.AssumeRoleAPIClient.AssumeRole(ctx, in, append(optFns, a.opt)...)
+}
+
+type webIdentityAt struct {
+	stscreds.AssumeRoleWithWebIdentityAPIClient
+	opt func(*sts.Options)
+}
+
+func (w webIdentityAt) AssumeRoleWithWebIdentity(ctx context.Context, in *sts.AssumeRoleWithWebIdentityInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithWebIdentityOutput, error) {
+	return w.AssumeRoleWithWebIdentityAPIClient.AssumeRoleWithWebIdentity(ctx, in, append(optFns, w.opt)...)
+}
+
+// sourceWarnings returns what the user should read about the source
+// buildSource made, though it does not stop imdsd: run logs each at warn
+// level when it starts (and after a reload), check-config prints each and
+// still reports the configuration valid. For now: a federation-token
+// without a session policy.
+func sourceWarnings(f rotator.Fetcher) []string {
+	if w, ok := f.(interface{ Warnings() []string }); ok {
+		return w.Warnings()
+	}
+	return nil
+}
+
+// withSourceRole names the role after the one the source acts as when only
+// the built source knows it (the role_arn of a --source profile profile)
+// and the configuration left the role name to its default. loadRunConfig
+// applies it to the result of buildSource.
+func (c Config) withSourceRole(f rotator.Fetcher) Config {
+	p, ok := f.(interface{ RoleARN() string })
+	if !ok || p.RoleARN() == "" {
+		return c
+	}
+	// withDefaults names the role imdsd-SOURCE when nothing else names it.
+	if c.RoleName == "" || c.RoleName == "imdsd-"+c.Source {
+		c.RoleName = roleNameOf(p.RoleARN())
+	}
+	return c
+}
+
 // buildSource checks the source's settings, reporting every problem at
-// once, and builds its Fetcher. Nothing is sent to STS.
+// once, and builds its Fetcher. Nothing is sent to STS or anywhere else:
+// a source that signs its STS calls with base credentials fails here when
+// none can be found (see checkBaseCredentials), not at its first fetch.
 func buildSource(ctx context.Context, c Config, d stsDeps) (rotator.Fetcher, error) {
 	if !slices.Contains(sources, c.Source) {
 		return nil, fmt.Errorf("source: must be one of %s (got %q)", strings.Join(sources, ", "), c.Source)
@@ -219,6 +301,12 @@ func newFetcher(ctx context.Context, c Config, d stsDeps, policy string, tags []
 	if err != nil {
 		return nil, err
 	}
+	switch c.Source {
+	case "assume-role", "session-token", "federation-token":
+		if err := checkBaseCredentials(ctx, c, cfg, d.getenv); err != nil {
+			return nil, err
+		}
+	}
 	newClient := func(p aws.CredentialsProvider) rotator.STSClient {
 		return sts.NewFromConfig(cfg, func(o *sts.Options) {
 			if p != nil {
@@ -283,20 +371,28 @@ func newFetcher(ctx context.Context, c Config, d stsDeps, policy string, tags []
 	case "federation-token":
 		return rotator.NewFederationToken(client, c.FederationName, session, tags)
 	case "profile":
-		return rotator.NewProfile(firstNonEmpty(c.Profile, d.getenv("AWS_PROFILE"), "default"), cfg.Credentials, client, d.now), nil
+		name := profileName(c, d.getenv)
+		return rotator.NewProfile(name, profileRoleARN(cfg, name), cfg.Credentials, client, d.now), nil
 	case "static":
 		if c.Profile != "" {
+			// Only keys written in the profile: anything else would be
+			// resolved now, over the network (a role, SSO), and expire.
+			if !aws.IsCredentialsProvider(cfg.Credentials, credentials.StaticCredentialsProvider{}) {
+				return nil, fmt.Errorf("static: profile %s does not hold keys (it assumes a role, or uses SSO or a credential process); use --source profile for it", c.Profile)
+			}
 			creds, err := cfg.Credentials.Retrieve(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("static: resolve profile %s: %w", c.Profile, err)
-			}
-			if creds.CanExpire {
-				return nil, fmt.Errorf("static: profile %s resolves to temporary credentials; use --source profile for it", c.Profile)
+				return nil, fmt.Errorf("static: read profile %s: %w", c.Profile, err)
 			}
 			return rotator.NewStatic(creds, d.now)
 		}
 		if c.AccessKeyID != "" {
 			return rotator.NewStatic(aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}, d.now)
+		}
+		if d.getenv("AWS_ACCESS_KEY_ID") == "" && d.getenv("AWS_SECRET_ACCESS_KEY") == "" {
+			return nil, errors.New("static: no keys found; imdsd looked at access_key_id and secret_access_key (config file, " +
+				"IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY) and at AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the " +
+				"service's environment; set a pair in one of them, or name a profile holding keys with --profile")
 		}
 		return rotator.NewStatic(aws.Credentials{
 			AccessKeyID:     d.getenv("AWS_ACCESS_KEY_ID"),
@@ -305,6 +401,55 @@ func newFetcher(ctx context.Context, c Config, d stsDeps, policy string, tags []
 		}, d.now)
 	}
 	panic("unreachable: buildSource checked the source")
+}
+
+// profileRoleARN is the role_arn of profile name in the shared config the
+// SDK loaded into cfg, "" when it has none or cfg was not loaded from
+// files.
+func profileRoleARN(cfg aws.Config, name string) string {
+	for _, s := range cfg.ConfigSources {
+		if sc, ok := s.(config.SharedConfig); ok && sc.Profile == name {
+			return sc.RoleARN
+		}
+	}
+	return ""
+}
+
+// checkBaseCredentials fails when the SDK found no base credentials for
+// c's source to sign with: its chain (IMDSD_* or config file keys, the
+// environment, the profile) ended at instance metadata, which imdsd
+// disables (it would ask itself). Nothing is retrieved, so nothing is
+// called: a profile that assumes a role, uses SSO or a credential process
+// counts as found, and is resolved at run.
+func checkBaseCredentials(ctx context.Context, c Config, cfg aws.Config, getenv func(string) string) error {
+	if cfg.Credentials != nil && !aws.IsCredentialsProvider(cfg.Credentials, (*ec2rolecreds.Provider)(nil)) {
+		return nil
+	}
+	configFile := firstNonEmpty(getenv("AWS_CONFIG_FILE"), config.DefaultSharedConfigFilename())
+	credsFile := firstNonEmpty(getenv("AWS_SHARED_CREDENTIALS_FILE"), config.DefaultSharedCredentialsFilename())
+	name, why := c.Profile, "--profile"
+	if name == "" {
+		name, why = firstNonEmpty(getenv("AWS_PROFILE"), "default"), "AWS_PROFILE"
+		if getenv("AWS_PROFILE") == "" {
+			why = "AWS_PROFILE unset"
+		}
+	}
+	state := "found, without credentials"
+	if _, err := config.LoadSharedConfigProfile(ctx, name, func(o *config.LoadSharedConfigOptions) {
+		o.ConfigFiles, o.CredentialsFiles = []string{configFile}, []string{credsFile}
+	}); err != nil {
+		state = "not found"
+	}
+	file := func(p string) string {
+		if _, err := os.Stat(p); err != nil {
+			return p + " (missing)"
+		}
+		return p
+	}
+	return fmt.Errorf("base credentials: source %s signs its STS calls with them and found none; imdsd looked at "+
+		"access_key_id and secret_access_key (config file, IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY), "+
+		"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and profile %q (%s; %s) in %s and %s, but not at instance metadata",
+		c.Source, name, why, state, file(configFile), file(credsFile))
 }
 
 // parseTags parses KEY=VALUE session tags; values may contain '='.

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imdsd/imdsd/rotator/ststest"
 )
 
 // Broken source settings, each with its exact messages, every problem of
@@ -74,6 +75,9 @@ func TestBuildSourceBadInput(t *testing.T) {
 		{"mfa serial without a code source", []string{"--source", "session-token", "--mfa-serial", "arn:aws:iam::123456789012:mfa/alice"}, nil, []string{
 			`mfa_serial arn:aws:iam::123456789012:mfa/alice: no MFA code source configured; set mfa_command`}},
 		{"static without keys", []string{"--source", "static"}, nil, []string{
+			`static: no keys found; imdsd looked at access_key_id and secret_access_key (config file, IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY) ` +
+				`and at AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the service's environment; set a pair in one of them, or name a profile holding keys with --profile`}},
+		{"static with half a key pair", []string{"--source", "static"}, map[string]string{"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}, []string{
 			`static: an access key ID and secret access key are needed; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the service's environment, or use --profile`}},
 	}
 	for _, tc := range tests {
@@ -172,7 +176,7 @@ func TestKeysFromConfigFile(t *testing.T) {
 
 	// As base credentials: the SDK configuration signs with them.
 	c.Source, c.RoleARN = "assume-role", "arn:aws:iam::123456789012:role/dev"
-	cfg, err := loadAWSConfig(context.Background(), c)
+	cfg, err := loadAWSConfig(context.Background(), c, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,5 +193,186 @@ func TestKeysFromConfigFile(t *testing.T) {
 	}
 	if _, _, err := loadConfigArgs([]string{"--secret-access-key", "x"}, noEnv); err == nil {
 		t.Error("--secret-access-key was accepted as a flag")
+	}
+}
+
+// isolateAWS gives the AWS SDK, which reads the process environment and
+// files itself, an empty HOME with its config and credentials files in dir
+// (not created), and none of the variables it would find credentials,
+// profiles or endpoints in. Tests using it cannot run in parallel.
+func isolateAWS(t *testing.T) (dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY",
+		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_STS_REGIONAL_ENDPOINTS"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("HOME", dir)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	return dir
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hostConfig is c after the flags args and withDefaults, reading the
+// process environment as imdsd run does.
+func hostConfig(t *testing.T, args ...string) Config {
+	t.Helper()
+	c := defaultConfig()
+	if err := parseRunFlags(&c, args, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	return c.withDefaults(os.Getenv)
+}
+
+// --source profile: the SDK's own AssumeRole for the profile's role_arn
+// goes to --sts-endpoint (not the public endpoint), signed with the
+// source_profile's keys, asking for 1h as the profile sets no
+// duration_seconds; and the role is named after the profile's role_arn.
+func TestProfileSourceUsesSTSEndpoint(t *testing.T) {
+	dir := isolateAWS(t)
+	srv := ststest.NewServer(ststest.WithBaseCredentials(baseKeyID, baseSecret, "arn:aws:iam::123456789012:user/alice"))
+	defer srv.Close()
+	const role = "arn:aws:iam::123456789012:role/team/deployer"
+	writeFile(t, filepath.Join(dir, "config"), "[profile base]\naws_access_key_id = "+baseKeyID+"\naws_secret_access_key = "+baseSecret+"\n\n"+
+		"[profile dev]\nrole_arn = "+role+"\nsource_profile = base\n")
+	c := hostConfig(t, "--source", "profile", "--profile", "dev", "--sts-endpoint", srv.URL, "--sts-region", "eu-west-3")
+	src, err := buildSource(t.Context(), c, hostDeps(os.Getenv))
+	if err != nil {
+		t.Fatalf("buildSource() = %v", err)
+	}
+	if n := srv.Stats("").Calls; n != 0 {
+		t.Fatalf("buildSource made %d STS calls, want none", n)
+	}
+	if got := c.withSourceRole(src).RoleName; got != "deployer" {
+		t.Errorf("role name = %q, want the profile's role, deployer", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	got, err := src.Fetch(ctx)
+	if err != nil {
+		t.Fatalf("Fetch() = %v, want credentials from the fake STS at --sts-endpoint", err)
+	}
+	if got.RoleARN != role {
+		t.Errorf("Fetch() RoleARN = %q, want %q", got.RoleARN, role)
+	}
+	var assume []ststest.Request
+	for _, r := range srv.Requests() {
+		if r.Action == "AssumeRole" {
+			assume = append(assume, r)
+		}
+	}
+	if len(assume) != 1 || assume[0].AccessKeyID != baseKeyID || assume[0].Params.Get("RoleArn") != role || assume[0].Params.Get("DurationSeconds") != "3600" {
+		t.Errorf("AssumeRole requests at --sts-endpoint = %+v, want one for %s signed by %s with DurationSeconds=3600", assume, role, baseKeyID)
+	}
+}
+
+// Sources that sign with base credentials fail to build when the SDK finds
+// none, naming where imdsd looked; found ones (or ones only resolved at
+// run) pass, and nothing is run or called to find out.
+func TestBuildSourceBaseCredentials(t *testing.T) {
+	const role = "arn:aws:iam::123456789012:role/dev"
+	tests := []struct {
+		name         string
+		args         []string
+		env          map[string]string
+		config, keys string // file contents; "" leaves a file missing
+		accessKey    string // access_key_id from the config file or IMDSD_*
+		want         string // "" for none
+	}{
+		{name: "assume-role, none anywhere", args: []string{"--source", "assume-role", "--role-arn", role},
+			want: `base credentials: source assume-role signs its STS calls with them and found none; imdsd looked at ` +
+				`access_key_id and secret_access_key (config file, IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY), ` +
+				`AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and profile "default" (AWS_PROFILE unset; not found) ` +
+				`in DIR/config (missing) and DIR/credentials (missing), but not at instance metadata`},
+		{name: "session-token, a profile without keys", args: []string{"--source", "session-token", "--profile", "empty"},
+			config: "[profile empty]\nregion = eu-west-3\n",
+			want: `base credentials: source session-token signs its STS calls with them and found none; imdsd looked at ` +
+				`access_key_id and secret_access_key (config file, IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY), ` +
+				`AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and profile "empty" (--profile; found, without credentials) ` +
+				`in DIR/config and DIR/credentials (missing), but not at instance metadata`},
+		{name: "federation-token, AWS_PROFILE without keys", args: []string{"--source", "federation-token", "--federation-name", "build"},
+			env: map[string]string{"AWS_PROFILE": "ci"}, keys: "[ci]\n",
+			want: `base credentials: source federation-token signs its STS calls with them and found none; imdsd looked at ` +
+				`access_key_id and secret_access_key (config file, IMDSD_ACCESS_KEY_ID and IMDSD_SECRET_ACCESS_KEY), ` +
+				`AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and profile "ci" (AWS_PROFILE; found, without credentials) ` +
+				`in DIR/config (missing) and DIR/credentials, but not at instance metadata`},
+		{name: "keys in the environment", args: []string{"--source", "assume-role", "--role-arn", role},
+			env: map[string]string{"AWS_ACCESS_KEY_ID": baseKeyID, "AWS_SECRET_ACCESS_KEY": baseSecret}},
+		{name: "keys in the credentials file", args: []string{"--source", "session-token"},
+			keys: "[default]\naws_access_key_id = " + baseKeyID + "\naws_secret_access_key = " + baseSecret + "\n"},
+		{name: "keys from IMDSD_* or the config file", args: []string{"--source", "federation-token", "--federation-name", "build"},
+			accessKey: baseKeyID},
+		{name: "credential process: resolved at run", args: []string{"--source", "assume-role", "--role-arn", role, "--profile", "proc"},
+			config: "[profile proc]\ncredential_process = sh -c 'touch DIR/ran'\n"},
+		{name: "SSO: resolved at run", args: []string{"--source", "assume-role", "--role-arn", role, "--profile", "sso"},
+			config: "[profile sso]\nsso_start_url = https://example.awsapps.com/start\nsso_region = eu-west-3\nsso_account_id = 123456789012\nsso_role_name = dev\n"},
+		{name: "a profile assuming a role: resolved at run", args: []string{"--source", "session-token", "--profile", "chain"},
+			config: "[profile chain]\nrole_arn = " + role + "\ncredential_source = Environment\n"},
+		{name: "static from a profile without keys: not resolved", args: []string{"--source", "static", "--profile", "proc"},
+			config: "[profile proc]\ncredential_process = sh -c 'touch DIR/ran'\n",
+			want:   "static: profile proc does not hold keys (it assumes a role, or uses SSO or a credential process); use --source profile for it"},
+		{name: "static from a profile with keys", args: []string{"--source", "static", "--profile", "keys"},
+			keys: "[keys]\naws_access_key_id = " + baseKeyID + "\naws_secret_access_key = " + baseSecret + "\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := isolateAWS(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if tc.config != "" {
+				writeFile(t, filepath.Join(dir, "config"), strings.ReplaceAll(tc.config, "DIR", dir))
+			}
+			if tc.keys != "" {
+				writeFile(t, filepath.Join(dir, "credentials"), tc.keys)
+			}
+			c := hostConfig(t, tc.args...)
+			if tc.accessKey != "" {
+				c.AccessKeyID, c.SecretAccessKey = tc.accessKey, baseSecret
+			}
+			_, err := buildSource(t.Context(), c, hostDeps(os.Getenv))
+			want := strings.ReplaceAll(tc.want, "DIR", dir)
+			switch {
+			case want == "" && err != nil:
+				t.Errorf("buildSource() = %v, want a source", err)
+			case want != "" && (err == nil || err.Error() != want):
+				t.Errorf("buildSource() = %v\nwant: %s", err, want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+				t.Error("the credential process ran while building the source")
+			}
+		})
+	}
+}
+
+// A federation token without a session policy is allowed (resource-based
+// policies can let such a session in), with a warning.
+func TestFederationTokenWithoutPolicyWarns(t *testing.T) {
+	c := defaultConfig()
+	if err := parseRunFlags(&c, []string{"--source", "federation-token", "--federation-name", "build"}, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	c = c.withDefaults(noEnv)
+	src, err := buildSource(t.Context(), c, fakeDeps(noEnv))
+	if err != nil {
+		t.Fatalf("buildSource() = %v, want a source", err)
+	}
+	w := sourceWarnings(src)
+	if len(w) != 1 || !strings.Contains(w[0], "federated user build has no permissions of its own") {
+		t.Errorf("sourceWarnings() = %q, want one warning about the missing session policy", w)
+	}
+	c.PolicyARNs = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}
+	src, err = buildSource(t.Context(), c, fakeDeps(noEnv))
+	if err != nil || sourceWarnings(src) != nil {
+		t.Errorf("with a policy ARN: %v, sourceWarnings() = %q, want none", err, sourceWarnings(src))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
 
 // timeLayout is how IMDS writes times: UTC, whole seconds, literal Z.
@@ -200,11 +201,11 @@ func serveUntil(s Snapshot) time.Time {
 	return until
 }
 
-// arnAccount returns the account field of an ARN, or "".
-func arnAccount(arn string) string {
-	f := strings.SplitN(arn, ":", 6)
-	if len(f) == 6 && accountRE.MatchString(f[4]) {
-		return f[4]
+// arnAccount returns the account of an ARN when it is a 12-digit account
+// ID, or "". The SDK's parser is the one parser of ARNs in imdsd.
+func arnAccount(s string) string {
+	if a, err := arn.Parse(s); err == nil && accountRE.MatchString(a.AccountID) {
+		return a.AccountID
 	}
 	return ""
 }

@@ -19,7 +19,9 @@ type AssumeRoleOptions struct {
 	Tags              []types.Tag
 	TransitiveTagKeys []string
 	SourceIdentity    string
-	// MFA, when MFASerial is set: see MFASession.
+	// MFA, when MFA.Serial is set: the role is assumed with an MFA
+	// session (GetSessionToken with a code), renewed about once a
+	// SessionDuration, not with the base credentials.
 	MFA MFAOptions
 }
 
@@ -28,7 +30,7 @@ type AssumeRoleOptions struct {
 type AssumeRole struct {
 	c   STSClient
 	in  sts.AssumeRoleInput
-	mfa *MFASession
+	mfa *mfaSession
 }
 
 // NewAssumeRole validates every parameter (SPEC.md §10) and returns the
@@ -50,12 +52,12 @@ func NewAssumeRole(c STSClient, roleARN string, o AssumeRoleOptions) (*AssumeRol
 		// The code is obtained per session; validate the serial here.
 		check.SerialNumber = aws.String(o.MFA.Serial)
 	}
-	if err := ValidateAssumeRole(&check); err != nil {
+	if err := validateAssumeRole(&check); err != nil {
 		return nil, err
 	}
 	a := &AssumeRole{c: c, in: in}
 	if o.MFA.Serial != "" {
-		m, err := NewMFASession(c, o.MFA)
+		m, err := newMFASession(c, o.MFA)
 		if err != nil {
 			return nil, err
 		}
@@ -108,16 +110,16 @@ type MFAOptions struct {
 	// SessionDuration of the GetSessionToken session [36h, the maximum].
 	SessionDuration time.Duration
 	// NewClient builds the client that signs with the session.
-	NewClient NewClientFunc
+	NewClient func(creds aws.CredentialsProvider) STSClient
 	// Now is the wall clock [time.Now].
 	Now func() time.Time
 }
 
-// MFASession holds one GetSessionToken session made with an MFA code and
+// mfaSession holds one GetSessionToken session made with an MFA code and
 // hands out an STS client signing with it, so that a role requiring MFA is
 // assumed again and again with one code a session (about once a day or
 // two), not one code a rotation.
-type MFASession struct {
+type mfaSession struct {
 	c  STSClient
 	o  MFAOptions
 	mu sync.Mutex
@@ -130,8 +132,8 @@ type MFASession struct {
 // use, so it never lapses between a check and the AssumeRole call.
 const mfaSessionMargin = 5 * time.Minute
 
-// NewMFASession validates o and returns an MFA session holder.
-func NewMFASession(c STSClient, o MFAOptions) (*MFASession, error) {
+// newMFASession validates o and returns an MFA session holder.
+func newMFASession(c STSClient, o MFAOptions) (*mfaSession, error) {
 	if o.SessionDuration <= 0 {
 		o.SessionDuration = 36 * time.Hour
 	}
@@ -145,15 +147,15 @@ func NewMFASession(c STSClient, o MFAOptions) (*MFASession, error) {
 		return nil, fmt.Errorf("mfa_serial %s: no client for the MFA session", o.Serial)
 	}
 	check := sts.GetSessionTokenInput{SerialNumber: aws.String(o.Serial), DurationSeconds: durationSeconds(o.SessionDuration)}
-	if err := ValidateGetSessionToken(&check); err != nil {
+	if err := validateGetSessionToken(&check); err != nil {
 		return nil, err
 	}
-	return &MFASession{c: c, o: o}, nil
+	return &mfaSession{c: c, o: o}, nil
 }
 
 // Client returns a client signing with a valid MFA session, obtaining one
 // (and a code) when none is held or the held one is about to lapse.
-func (m *MFASession) Client(ctx context.Context) (STSClient, error) {
+func (m *mfaSession) Client(ctx context.Context) (STSClient, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.client != nil && m.creds.Expires.Sub(m.o.Now()) > mfaSessionMargin {
@@ -169,7 +171,7 @@ func (m *MFASession) Client(ctx context.Context) (STSClient, error) {
 }
 
 // session obtains a new MFA session with a fresh code.
-func (m *MFASession) session(ctx context.Context) (Credentials, error) {
+func (m *mfaSession) session(ctx context.Context) (Credentials, error) {
 	code, err := getInput(ctx, m.o.Code, "MFA code for "+m.o.Serial)
 	if err != nil {
 		return Credentials{}, err
@@ -179,7 +181,7 @@ func (m *MFASession) session(ctx context.Context) (Credentials, error) {
 		TokenCode:       aws.String(code),
 		DurationSeconds: durationSeconds(m.o.SessionDuration),
 	}
-	if err := ValidateGetSessionToken(&in); err != nil {
+	if err := validateGetSessionToken(&in); err != nil {
 		return Credentials{}, &errInput{what: "MFA code for " + m.o.Serial, err: err}
 	}
 	out, err := m.c.GetSessionToken(ctx, &in)
@@ -190,7 +192,7 @@ func (m *MFASession) session(ctx context.Context) (Credentials, error) {
 }
 
 // Drop forgets the held session (STS said it expired or was revoked).
-func (m *MFASession) Drop() {
+func (m *mfaSession) Drop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.client, m.creds = nil, aws.Credentials{}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -37,12 +38,25 @@ func (c Class) String() string {
 	return "unknown"
 }
 
-// transientCodes are STS and common AWS error codes worth retrying soon.
-var transientCodes = map[string]bool{
-	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
-	"TooManyRequestsException": true, "RequestThrottled": true, "SlowDown": true,
-	"IDPCommunicationError": true, "InternalFailure": true, "InternalError": true,
-	"ServiceUnavailable": true, "RequestTimeout": true, "RequestTimeoutException": true,
+// transientCode reports whether an error code is worth retrying soon: the
+// codes the SDK's own retryer retries (throttling, request timeouts), and
+// those imdsd adds.
+func transientCode(code string) bool {
+	_, throttle := retry.DefaultThrottleErrorCodes[code]
+	_, retryable := retry.DefaultRetryableErrorCodes[code]
+	return throttle || retryable || extraTransientCodes[code]
+}
+
+// extraTransientCodes are retried soon although the SDK's code lists do
+// not name them: STS's identity provider being unreachable (SPEC.md R11.4;
+// botocore's idp_unreachable_error), and AWS's generic server-side codes,
+// which the SDK retries by their 5xx status; named here so that they count
+// as transient whatever status came with them.
+var extraTransientCodes = map[string]bool{
+	"IDPCommunicationError": true,
+	"InternalFailure":       true,
+	"InternalError":         true,
+	"ServiceUnavailable":    true,
 }
 
 // Classify returns the class of err, nil being ClassOK.
@@ -55,7 +69,7 @@ func Classify(err error) Class {
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
-		if transientCodes[api.ErrorCode()] || api.ErrorFault() == smithy.FaultServer {
+		if transientCode(api.ErrorCode()) || api.ErrorFault() == smithy.FaultServer {
 			return ClassTransient
 		}
 		var st interface{ HTTPStatusCode() int }

@@ -18,7 +18,8 @@ type FederationToken struct {
 }
 
 // NewFederationToken validates the parameters and returns the source. A
-// zero duration leaves STS's default (12h).
+// zero duration leaves STS's default (12h). No session policy is allowed
+// (see Warnings).
 func NewFederationToken(c STSClient, name string, o SessionOptions, tags []types.Tag) (*FederationToken, error) {
 	in := sts.GetFederationTokenInput{
 		Name:            aws.String(name),
@@ -27,10 +28,23 @@ func NewFederationToken(c STSClient, name string, o SessionOptions, tags []types
 		PolicyArns:      policyARNs(o.PolicyARNs),
 		Tags:            tags,
 	}
-	if err := ValidateGetFederationToken(&in); err != nil {
+	if err := validateGetFederationToken(&in); err != nil {
 		return nil, err
 	}
 	return &FederationToken{c: c, in: in}, nil
+}
+
+// Warnings returns what the user should know before running the source,
+// though it does not stop it: without a session policy (policy_file or
+// policy_arn) the session has no permissions of its own and can reach only
+// resources whose resource-based policies name the federated user.
+func (f *FederationToken) Warnings() []string {
+	if f.in.Policy != nil || len(f.in.PolicyArns) > 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("federation-token without policy_file or policy_arn: the session of federated user %s "+
+		"has no permissions of its own; it can reach only resources whose resource-based policies name "+
+		"arn:aws:sts::ACCOUNT:federated-user/%[1]s (add a session policy to use the caller's permissions)", aws.ToString(f.in.Name))}
 }
 
 // Fetch gets a new federated session.

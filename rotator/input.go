@@ -24,12 +24,6 @@ type Input interface {
 	Get(ctx context.Context) (string, error)
 }
 
-// InputFunc adapts a function to [Input] (tests, `imdsd mfa CODE`).
-type InputFunc func(ctx context.Context) (string, error)
-
-// Get calls f(ctx).
-func (f InputFunc) Get(ctx context.Context) (string, error) { return f(ctx) }
-
 const (
 	// maxInputSize bounds what an input file or command may produce: web
 	// identity tokens and SAML assertions are kilobytes, so anything near

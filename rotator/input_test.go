@@ -19,15 +19,6 @@ import (
 // inputSecret stands for a token or MFA code; no error may contain it.
 const inputSecret = "SECRET-d3adb33f"
 
-func TestInputFunc(t *testing.T) {
-	var in rotator.Input = rotator.InputFunc(func(ctx context.Context) (string, error) {
-		return "123456", nil
-	})
-	if got, err := in.Get(t.Context()); got != "123456" || err != nil {
-		t.Errorf("Get() = %q, %v, want %q, nil", got, err, "123456")
-	}
-}
-
 func TestFileInput(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {

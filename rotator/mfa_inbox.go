@@ -10,8 +10,8 @@ import (
 // MFAInbox holds an MFA code delivered from outside the service (`imdsd mfa
 // CODE`, through the admin API) until a source asks for one. It is the MFA
 // Input when no code command is configured: a service cannot prompt. A code
-// is used once; codes older than MFACodeMaxAge are dropped, since TOTP codes
-// are valid for about a minute. Safe for concurrent use.
+// is used once; codes delivered more than two minutes before (mfaCodeMaxAge)
+// are dropped, since TOTP codes are valid for about a minute. Safe for concurrent use.
 type MFAInbox struct {
 	now  func() time.Time
 	mu   sync.Mutex
@@ -19,8 +19,8 @@ type MFAInbox struct {
 	at   time.Time
 }
 
-// MFACodeMaxAge is how long a delivered code waits to be used.
-const MFACodeMaxAge = 2 * time.Minute
+// mfaCodeMaxAge is how long a delivered code waits to be used.
+const mfaCodeMaxAge = 2 * time.Minute
 
 // ErrNoMFACode is returned by MFAInbox.Get when no fresh code is waiting.
 var ErrNoMFACode = errors.New("no MFA code delivered; run 'imdsd mfa CODE' with a current code")
@@ -51,7 +51,7 @@ func (m *MFAInbox) Get(ctx context.Context) (string, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	code, fresh := m.code, m.now().Sub(m.at) <= MFACodeMaxAge
+	code, fresh := m.code, m.now().Sub(m.at) <= mfaCodeMaxAge
 	m.code = ""
 	if code == "" || !fresh {
 		return "", ErrNoMFACode

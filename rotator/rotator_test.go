@@ -164,6 +164,11 @@ func TestClassify(t *testing.T) {
 		{nil, rotator.ClassOK, ""},
 		{&smithy.GenericAPIError{Code: "Throttling"}, rotator.ClassTransient, "Throttling"},
 		{&smithy.GenericAPIError{Code: "IDPCommunicationError"}, rotator.ClassTransient, "IDPCommunicationError"},
+		// Known to the SDK's retryer (aws/retry), not listed by imdsd.
+		{&smithy.GenericAPIError{Code: "ThrottledException"}, rotator.ClassTransient, "ThrottledException"},
+		{&smithy.GenericAPIError{Code: "PriorRequestNotComplete"}, rotator.ClassTransient, "PriorRequestNotComplete"},
+		{&smithy.GenericAPIError{Code: "RequestTimeoutException"}, rotator.ClassTransient, "RequestTimeoutException"},
+		{&smithy.GenericAPIError{Code: "ServiceUnavailable"}, rotator.ClassTransient, "ServiceUnavailable"},
 		{&smithy.GenericAPIError{Code: "InternalFailure", Fault: smithy.FaultServer}, rotator.ClassTransient, "InternalFailure"},
 		{&smithy.GenericAPIError{Code: "AccessDenied"}, rotator.ClassPermanent, "AccessDenied"},
 		{&smithy.GenericAPIError{Code: "InvalidIdentityToken"}, rotator.ClassPermanent, "InvalidIdentityToken"},

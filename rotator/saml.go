@@ -30,7 +30,7 @@ func NewSAML(c STSClient, roleARN, principalARN string, assertion Input, o Sessi
 	}
 	check := in
 	check.SAMLAssertion = aws.String("placeholder-assertion") // checked per fetch
-	if err := ValidateAssumeRoleWithSAML(&check); err != nil {
+	if err := validateAssumeRoleWithSAML(&check); err != nil {
 		return nil, err
 	}
 	if assertion == nil {
@@ -47,7 +47,7 @@ func (s *SAML) Fetch(ctx context.Context) (Credentials, error) {
 	}
 	in := s.in
 	in.SAMLAssertion = aws.String(a)
-	if err := ValidateAssumeRoleWithSAML(&in); err != nil {
+	if err := validateAssumeRoleWithSAML(&in); err != nil {
 		return Credentials{}, &errInput{what: "SAML assertion", err: err}
 	}
 	out, err := s.c.AssumeRoleWithSAML(ctx, &in)

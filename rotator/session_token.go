@@ -23,7 +23,7 @@ type SessionToken struct {
 // duration leaves STS's default (12h).
 func NewSessionToken(c STSClient, duration time.Duration, mfa MFAOptions) (*SessionToken, error) {
 	in := sts.GetSessionTokenInput{DurationSeconds: SessionOptions{Duration: duration}.durationSeconds(), SerialNumber: optional(mfa.Serial)}
-	if err := ValidateGetSessionToken(&in); err != nil {
+	if err := validateGetSessionToken(&in); err != nil {
 		return nil, err
 	}
 	if mfa.Serial != "" && mfa.Code == nil {
@@ -42,7 +42,7 @@ func (s *SessionToken) Fetch(ctx context.Context) (Credentials, error) {
 			return Credentials{}, err
 		}
 		in.SerialNumber, in.TokenCode = aws.String(s.mfa.Serial), aws.String(code)
-		if err := ValidateGetSessionToken(&in); err != nil {
+		if err := validateGetSessionToken(&in); err != nil {
 			return Credentials{}, &errInput{what: "MFA code for " + s.mfa.Serial, err: err}
 		}
 	}

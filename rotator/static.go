@@ -10,16 +10,16 @@ import (
 
 // Static is the static source: fixed keys, for S3-compatible stores or
 // local STS endpoints that want them through IMDS. The keys never change;
-// they are served with an advertised lifetime (IMDS credentials always carry
-// an Expiration), re-announced on every refresh.
+// they are served with an advertised lifetime of 6 hours (IMDS credentials
+// always carry an Expiration), re-announced on every refresh.
 type Static struct {
 	creds    aws.Credentials
 	lifetime time.Duration
 	now      func() time.Time
 }
 
-// StaticLifetime is the Expiration advertised for static keys.
-const StaticLifetime = 6 * time.Hour
+// staticLifetime is the Expiration advertised for static keys.
+const staticLifetime = 6 * time.Hour
 
 // NewStatic returns the source for creds (a session token is optional).
 func NewStatic(creds aws.Credentials, now func() time.Time) (*Static, error) {
@@ -30,7 +30,7 @@ func NewStatic(creds aws.Credentials, now func() time.Time) (*Static, error) {
 		now = time.Now
 	}
 	creds.Source = "static"
-	return &Static{creds: creds, lifetime: StaticLifetime, now: now}, nil
+	return &Static{creds: creds, lifetime: staticLifetime, now: now}, nil
 }
 
 // Fetch returns the keys with a fresh advertised expiry.

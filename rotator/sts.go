@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 )
@@ -25,10 +26,6 @@ type STSClient interface {
 }
 
 var _ STSClient = (*sts.Client)(nil)
-
-// NewClientFunc returns an STS client that signs with creds. The MFA path
-// uses it to call AssumeRole with the MFA session it holds.
-type NewClientFunc func(creds aws.CredentialsProvider) STSClient
 
 // Session settings shared by the role-assuming sources.
 type SessionOptions struct {
@@ -70,11 +67,12 @@ func optional(s string) *string {
 }
 
 // fromSTS converts what STS returned; source names the API in
-// aws.Credentials.Source.
-func fromSTS(c *types.Credentials, source, arn string) (Credentials, error) {
+// aws.Credentials.Source, principal is the ARN the answer names.
+func fromSTS(c *types.Credentials, source, principal string) (Credentials, error) {
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.Expiration == nil {
 		return Credentials{}, fmt.Errorf("%s: answer carries no credentials", source)
 	}
+	account, role := identity(principal)
 	return Credentials{
 		Credentials: aws.Credentials{
 			AccessKeyID:     aws.ToString(c.AccessKeyId),
@@ -83,37 +81,29 @@ func fromSTS(c *types.Credentials, source, arn string) (Credentials, error) {
 			Source:          source,
 			CanExpire:       true,
 			Expires:         c.Expiration.UTC(),
-			AccountID:       arnAccount(arn),
+			AccountID:       account,
 		},
-		RoleARN: roleARN(arn),
+		RoleARN: role,
 	}, nil
 }
 
-// roleARN turns an assumed-role ARN
-// (arn:aws:sts::123456789012:assumed-role/NAME/SESSION) into the role's
-// (arn:aws:iam::123456789012:role/NAME); other ARNs are returned as they
-// are. The role's path is not in the assumed-role ARN; callers that know the
-// configured role ARN use that instead.
-func roleARN(arn string) string {
-	f := strings.SplitN(arn, ":", 6)
-	if len(f) != 6 || f[2] != "sts" {
-		return arn
+// identity returns the account of a principal's ARN and who it acts as:
+// for an assumed-role ARN (arn:aws:sts::123456789012:assumed-role/NAME/SESSION)
+// the role's (arn:aws:iam::123456789012:role/NAME), else the ARN as it is.
+// The role's path is not in the assumed-role ARN; callers that know the
+// configured role ARN use that instead. Both are "" for "", and the
+// account is "" for what is not an ARN.
+func identity(principal string) (account, role string) {
+	a, err := arn.Parse(principal)
+	if err != nil {
+		return "", principal
 	}
-	res, ok := strings.CutPrefix(f[5], "assumed-role/")
-	if !ok {
-		return arn
+	if res, ok := strings.CutPrefix(a.Resource, "assumed-role/"); ok && a.Service == "sts" {
+		name, _, _ := strings.Cut(res, "/")
+		a.Service, a.Region, a.Resource = "iam", "", "role/"+name
+		return a.AccountID, a.String()
 	}
-	name, _, _ := strings.Cut(res, "/")
-	return "arn:" + f[1] + ":iam::" + f[4] + ":role/" + name
-}
-
-// arnAccount returns the account field of an ARN, or "".
-func arnAccount(arn string) string {
-	f := strings.SplitN(arn, ":", 6)
-	if len(f) == 6 && len(f[4]) == 12 {
-		return f[4]
-	}
-	return ""
+	return a.AccountID, principal
 }
 
 // errInput wraps a failure to obtain a secret input (token, assertion, MFA

@@ -29,9 +29,9 @@ import (
 // duration, the 1 hour cap of role chaining, the packed size of policies and
 // tags (PackedPolicyTooLarge), and whether the ARNs name anything.
 
-// FieldError is one invalid STS request parameter. Validate* functions
+// fieldError is one invalid STS request parameter. validate* functions
 // return them joined with errors.Join; use errors.As to get the first one.
-type FieldError struct {
+type fieldError struct {
 	// Field is the configuration key: role_session_name, duration,
 	// policy_arns[2], tags[0].key, …
 	Field string
@@ -46,7 +46,7 @@ type FieldError struct {
 	Rule string
 }
 
-func (e *FieldError) Error() string {
+func (e *fieldError) Error() string {
 	switch {
 	case e.Value == "" && (e.Rule == ruleRequired || described(e.Field)):
 		return e.Field + ": " + e.Rule
@@ -57,7 +57,7 @@ func (e *FieldError) Error() string {
 }
 
 // described reports whether the Value of field describes the input rather
-// than holding it (see FieldError.Value).
+// than holding it (see fieldError.Value).
 func described(field string) bool {
 	switch field {
 	case "policy_arns", "tags", "transitive_tag_keys", "provided_contexts":
@@ -84,7 +84,6 @@ const (
 	ruleTransitiveTagged  = "one of the keys in tags"
 	ruleContextCount      = "1..5 contexts"
 	ruleMinTokenSize      = "0..4096 bytes"
-	ruleFederationPolicy  = "GetFederationToken needs policy or policy_arns, or the federated user has no permissions"
 )
 
 // strRule is a length range and a character class, reported as one rule.
@@ -144,8 +143,8 @@ var (
 	samlARNRE = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:iam::\d{12}:saml-provider/([\w+=,.@-]+)$`)
 )
 
-// ValidateAssumeRole reports every problem of in that STS would reject.
-func ValidateAssumeRole(in *sts.AssumeRoleInput) error {
+// validateAssumeRole reports every problem of in that STS would reject.
+func validateAssumeRole(in *sts.AssumeRoleInput) error {
 	if in == nil {
 		in = &sts.AssumeRoleInput{}
 	}
@@ -165,9 +164,9 @@ func ValidateAssumeRole(in *sts.AssumeRoleInput) error {
 	return c.err()
 }
 
-// ValidateAssumeRoleWithWebIdentity reports every problem of in that STS
+// validateAssumeRoleWithWebIdentity reports every problem of in that STS
 // would reject.
-func ValidateAssumeRoleWithWebIdentity(in *sts.AssumeRoleWithWebIdentityInput) error {
+func validateAssumeRoleWithWebIdentity(in *sts.AssumeRoleWithWebIdentityInput) error {
 	if in == nil {
 		in = &sts.AssumeRoleWithWebIdentityInput{}
 	}
@@ -182,9 +181,9 @@ func ValidateAssumeRoleWithWebIdentity(in *sts.AssumeRoleWithWebIdentityInput) e
 	return c.err()
 }
 
-// ValidateAssumeRoleWithSAML reports every problem of in that STS would
+// validateAssumeRoleWithSAML reports every problem of in that STS would
 // reject.
-func ValidateAssumeRoleWithSAML(in *sts.AssumeRoleWithSAMLInput) error {
+func validateAssumeRoleWithSAML(in *sts.AssumeRoleWithSAMLInput) error {
 	if in == nil {
 		in = &sts.AssumeRoleWithSAMLInput{}
 	}
@@ -198,8 +197,8 @@ func ValidateAssumeRoleWithSAML(in *sts.AssumeRoleWithSAMLInput) error {
 	return c.err()
 }
 
-// ValidateGetSessionToken reports every problem of in that STS would reject.
-func ValidateGetSessionToken(in *sts.GetSessionTokenInput) error {
+// validateGetSessionToken reports every problem of in that STS would reject.
+func validateGetSessionToken(in *sts.GetSessionTokenInput) error {
 	if in == nil {
 		in = &sts.GetSessionTokenInput{}
 	}
@@ -211,10 +210,11 @@ func ValidateGetSessionToken(in *sts.GetSessionTokenInput) error {
 	return c.err()
 }
 
-// ValidateGetFederationToken reports every problem of in that STS would
-// reject, and a request without session policies: STS accepts it, but the
-// federated user then has no permissions at all.
-func ValidateGetFederationToken(in *sts.GetFederationTokenInput) error {
+// validateGetFederationToken reports every problem of in that STS would
+// reject. A request without session policies is not one: STS accepts it,
+// and resource-based policies naming the federated user grant such a
+// session access (see FederationToken.Warnings).
+func validateGetFederationToken(in *sts.GetFederationTokenInput) error {
 	if in == nil {
 		in = &sts.GetFederationTokenInput{}
 	}
@@ -222,21 +222,18 @@ func ValidateGetFederationToken(in *sts.GetFederationTokenInput) error {
 	c.required("federation_name", in.Name, federationNameRule)
 	c.duration(in.DurationSeconds, "GetFederationToken", maxUserDuration)
 	c.policies(in.Policy, in.PolicyArns)
-	if in.Policy == nil && len(in.PolicyArns) == 0 {
-		c.add("policy", "", ruleFederationPolicy)
-	}
 	c.tags(in.Tags)
 	c.minTokenSize(in.MinimumSessionTokenSize)
 	return c.err()
 }
 
-// ValidateRoleSessionName returns a *FieldError for role_session_name when
+// validateRoleSessionName returns a *fieldError for role_session_name when
 // s is not 2..64 characters of [\w+=,.@-], else nil.
-func ValidateRoleSessionName(s string) error {
+func validateRoleSessionName(s string) error {
 	if sessionNameRule.ok(s) {
 		return nil
 	}
-	return &FieldError{Field: "role_session_name", Value: shorten(s), Rule: sessionNameRule.rule}
+	return &fieldError{Field: "role_session_name", Value: shorten(s), Rule: sessionNameRule.rule}
 }
 
 // DefaultRoleSessionName derives a valid role session name from a user and
@@ -267,11 +264,11 @@ func DefaultRoleSessionName(user, host string) string {
 	return string(b)
 }
 
-// checker collects FieldErrors in the order the checks run.
+// checker collects fieldErrors in the order the checks run.
 type checker struct{ errs []error }
 
 func (c *checker) add(field, value, rule string) {
-	c.errs = append(c.errs, &FieldError{Field: field, Value: value, Rule: rule})
+	c.errs = append(c.errs, &fieldError{Field: field, Value: value, Rule: rule})
 }
 
 func (c *checker) err() error { return errors.Join(c.errs...) }

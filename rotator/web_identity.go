@@ -39,7 +39,7 @@ func NewWebIdentity(c STSClient, roleARN string, token Input, o WebIdentityOptio
 	}
 	check := in
 	check.WebIdentityToken = aws.String("placeholder-token") // checked per fetch
-	if err := ValidateAssumeRoleWithWebIdentity(&check); err != nil {
+	if err := validateAssumeRoleWithWebIdentity(&check); err != nil {
 		return nil, err
 	}
 	if token == nil {
@@ -56,7 +56,7 @@ func (w *WebIdentity) Fetch(ctx context.Context) (Credentials, error) {
 	}
 	in := w.in
 	in.WebIdentityToken = aws.String(tok)
-	if err := ValidateAssumeRoleWithWebIdentity(&in); err != nil {
+	if err := validateAssumeRoleWithWebIdentity(&in); err != nil {
 		return Credentials{}, &errInput{what: "web identity token", err: err}
 	}
 	out, err := w.c.AssumeRoleWithWebIdentity(ctx, &in)

@@ -1,4 +1,4 @@
-package rotator_test
+package rotator
 
 import (
 	"errors"
@@ -10,8 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/imdsd/imdsd/rotator"
 )
 
 const (
@@ -26,7 +24,6 @@ const (
 	vKeyRule    = `1..128 characters of [\p{L}\p{Z}\p{N}_.:/=+\-@]`
 	vValueRule  = `0..256 characters of [\p{L}\p{Z}\p{N}_.:/=+\-@]`
 	vCharsRule  = "only tab, newline, carriage return and U+0020..U+00FF"
-	vFedPolicy  = "policy: GetFederationToken needs policy or policy_arns, or the federated user has no permissions"
 	vRoleShape  = "an IAM role ARN such as arn:aws:iam::123456789012:role/NAME"
 	vSAMLShape  = "an IAM SAML provider ARN such as arn:aws:iam::123456789012:saml-provider/NAME"
 	vEllipsis   = "…"
@@ -133,31 +130,31 @@ func valValidFederation() *sts.GetFederationTokenInput {
 func valAssumeRole(mod func(*sts.AssumeRoleInput)) error {
 	in := valValidAssumeRole()
 	mod(in)
-	return rotator.ValidateAssumeRole(in)
+	return validateAssumeRole(in)
 }
 
 func valWebIdentity(mod func(*sts.AssumeRoleWithWebIdentityInput)) error {
 	in := valValidWebIdentity()
 	mod(in)
-	return rotator.ValidateAssumeRoleWithWebIdentity(in)
+	return validateAssumeRoleWithWebIdentity(in)
 }
 
 func valSAML(mod func(*sts.AssumeRoleWithSAMLInput)) error {
 	in := valValidSAML()
 	mod(in)
-	return rotator.ValidateAssumeRoleWithSAML(in)
+	return validateAssumeRoleWithSAML(in)
 }
 
 func valSessionToken(mod func(*sts.GetSessionTokenInput)) error {
 	in := valValidSessionToken()
 	mod(in)
-	return rotator.ValidateGetSessionToken(in)
+	return validateGetSessionToken(in)
 }
 
 func valFederation(mod func(*sts.GetFederationTokenInput)) error {
 	in := valValidFederation()
 	mod(in)
-	return rotator.ValidateGetFederationToken(in)
+	return validateGetFederationToken(in)
 }
 
 type validateCase struct {
@@ -184,11 +181,11 @@ func runValidateCases(t *testing.T, cases []validateCase) {
 func TestValidateAssumeRole(t *testing.T) {
 	longRole := vRolePrefix + valRep("p/", 1008) + "r" // 2048 characters
 	runValidateCases(t, []validateCase{
-		{"valid", rotator.ValidateAssumeRole(valValidAssumeRole()), nil},
-		{"valid minimal", rotator.ValidateAssumeRole(&sts.AssumeRoleInput{
+		{"valid", validateAssumeRole(valValidAssumeRole()), nil},
+		{"valid minimal", validateAssumeRole(&sts.AssumeRoleInput{
 			RoleArn: aws.String(vRoleARN), RoleSessionName: aws.String("ab"),
 		}), nil},
-		{"nil input", rotator.ValidateAssumeRole(nil), []string{
+		{"nil input", validateAssumeRole(nil), []string{
 			"role_arn: required",
 			"role_session_name: required",
 		}},
@@ -442,11 +439,11 @@ func valRepeatKey(key string, n int) []string {
 
 func TestValidateAssumeRoleWithWebIdentity(t *testing.T) {
 	runValidateCases(t, []validateCase{
-		{"valid", rotator.ValidateAssumeRoleWithWebIdentity(valValidWebIdentity()), nil},
-		{"valid minimal", rotator.ValidateAssumeRoleWithWebIdentity(&sts.AssumeRoleWithWebIdentityInput{
+		{"valid", validateAssumeRoleWithWebIdentity(valValidWebIdentity()), nil},
+		{"valid minimal", validateAssumeRoleWithWebIdentity(&sts.AssumeRoleWithWebIdentityInput{
 			RoleArn: aws.String(vRoleARN), RoleSessionName: aws.String("ci"), WebIdentityToken: aws.String("abcd"),
 		}), nil},
-		{"nil input", rotator.ValidateAssumeRoleWithWebIdentity(nil), []string{
+		{"nil input", validateAssumeRoleWithWebIdentity(nil), []string{
 			"role_arn: required",
 			"role_session_name: required",
 			"web_identity_token: required",
@@ -484,8 +481,8 @@ func TestValidateAssumeRoleWithWebIdentity(t *testing.T) {
 
 func TestValidateAssumeRoleWithSAML(t *testing.T) {
 	runValidateCases(t, []validateCase{
-		{"valid", rotator.ValidateAssumeRoleWithSAML(valValidSAML()), nil},
-		{"nil input", rotator.ValidateAssumeRoleWithSAML(nil), []string{
+		{"valid", validateAssumeRoleWithSAML(valValidSAML()), nil},
+		{"nil input", validateAssumeRoleWithSAML(nil), []string{
 			"role_arn: required",
 			"saml_principal_arn: required",
 			"saml_assertion: required",
@@ -518,8 +515,8 @@ func TestValidateAssumeRoleWithSAML(t *testing.T) {
 
 func TestValidateGetSessionToken(t *testing.T) {
 	runValidateCases(t, []validateCase{
-		{"valid", rotator.ValidateGetSessionToken(valValidSessionToken()), nil},
-		{"nil input", rotator.ValidateGetSessionToken(nil), nil},
+		{"valid", validateGetSessionToken(valValidSessionToken()), nil},
+		{"nil input", validateGetSessionToken(nil), nil},
 		{"duration 899", valSessionToken(func(in *sts.GetSessionTokenInput) { in.DurationSeconds = aws.Int32(899) }),
 			[]string{`duration: 15m..36h for GetSessionToken (got "14m59s")`}},
 		{"duration 900", valSessionToken(func(in *sts.GetSessionTokenInput) { in.DurationSeconds = aws.Int32(900) }), nil},
@@ -537,15 +534,15 @@ func TestValidateGetSessionToken(t *testing.T) {
 
 func TestValidateGetFederationToken(t *testing.T) {
 	runValidateCases(t, []validateCase{
-		{"valid", rotator.ValidateGetFederationToken(valValidFederation()), nil},
+		{"valid", validateGetFederationToken(valValidFederation()), nil},
 		{"valid with managed policies only", valFederation(func(in *sts.GetFederationTokenInput) { in.Policy = nil }), nil},
 		{"valid with an inline policy only", valFederation(func(in *sts.GetFederationTokenInput) { in.PolicyArns = nil }), nil},
-		{"nil input", rotator.ValidateGetFederationToken(nil), []string{"federation_name: required", vFedPolicy}},
-		{"no policies", valFederation(func(in *sts.GetFederationTokenInput) { in.Policy, in.PolicyArns = nil, nil }),
-			[]string{vFedPolicy}},
+		{"nil input", validateGetFederationToken(nil), []string{"federation_name: required"}},
+		// STS accepts these; FederationToken.Warnings tells the user.
+		{"no policies", valFederation(func(in *sts.GetFederationTokenInput) { in.Policy, in.PolicyArns = nil, nil }), nil},
 		{"no policies, empty list", valFederation(func(in *sts.GetFederationTokenInput) {
 			in.Policy, in.PolicyArns = nil, []types.PolicyDescriptorType{}
-		}), []string{vFedPolicy}},
+		}), nil},
 		{"name 1", valFederation(func(in *sts.GetFederationTokenInput) { in.Name = aws.String("a") }),
 			[]string{`federation_name: 2..32 characters of [\w+=,.@-] (got "a")`}},
 		{"name 2", valFederation(func(in *sts.GetFederationTokenInput) { in.Name = aws.String("ab") }), nil},
@@ -576,7 +573,7 @@ func TestValidateGetFederationToken(t *testing.T) {
 }
 
 // TestValidateSecretsNeverShown puts a marker into every secret and checks
-// that neither the messages nor the FieldError values carry any of it.
+// that neither the messages nor the fieldError values carry any of it.
 func TestValidateSecretsNeverShown(t *testing.T) {
 	const marker = "hunter2"
 	for _, tc := range []struct {
@@ -605,9 +602,9 @@ func TestValidateSecretsNeverShown(t *testing.T) {
 		}), "provided_contexts[0].context_assertion"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var fe *rotator.FieldError
+			var fe *fieldError
 			if !errors.As(tc.err, &fe) {
-				t.Fatalf("err = %v, want a *FieldError", tc.err)
+				t.Fatalf("err = %v, want a *fieldError", tc.err)
 			}
 			if fe.Field != tc.field {
 				t.Errorf("Field = %q, want %q", fe.Field, tc.field)
@@ -628,28 +625,28 @@ func TestFieldErrorAs(t *testing.T) {
 		in.RoleSessionName = aws.String("a")
 		in.TokenCode = aws.String("1")
 	})
-	var fe *rotator.FieldError
+	var fe *fieldError
 	if !errors.As(err, &fe) {
 		t.Fatalf("errors.As(%v) = false, want true", err)
 	}
-	want := &rotator.FieldError{Field: "role_session_name", Value: "a", Rule: vNameRule}
+	want := &fieldError{Field: "role_session_name", Value: "a", Rule: vNameRule}
 	if diff := cmp.Diff(want, fe); diff != "" {
-		t.Errorf("first FieldError (-want +got):\n%s", diff)
+		t.Errorf("first fieldError (-want +got):\n%s", diff)
 	}
 
 	joined, ok := err.(interface{ Unwrap() []error })
 	if !ok {
 		t.Fatalf("err is %T, want an errors.Join", err)
 	}
-	var got []rotator.FieldError
+	var got []fieldError
 	for _, e := range joined.Unwrap() {
-		var fe *rotator.FieldError
+		var fe *fieldError
 		if !errors.As(e, &fe) {
-			t.Fatalf("joined error %v is %T, want *FieldError", e, e)
+			t.Fatalf("joined error %v is %T, want *fieldError", e, e)
 		}
 		got = append(got, *fe)
 	}
-	wantAll := []rotator.FieldError{
+	wantAll := []fieldError{
 		{Field: "role_session_name", Value: "a", Rule: vNameRule},
 		{Field: "mfa_token_code", Value: "1 character", Rule: "exactly 6 digits"},
 	}
@@ -660,19 +657,19 @@ func TestFieldErrorAs(t *testing.T) {
 
 func TestFieldErrorError(t *testing.T) {
 	for _, tc := range []struct {
-		fe   rotator.FieldError
+		fe   fieldError
 		want string
 	}{
-		{rotator.FieldError{Field: "role_session_name", Value: "a", Rule: vNameRule},
+		{fieldError{Field: "role_session_name", Value: "a", Rule: vNameRule},
 			`role_session_name: 2..64 characters of [\w+=,.@-] (got "a")`},
-		{rotator.FieldError{Field: "role_arn", Rule: "required"}, "role_arn: required"},
-		{rotator.FieldError{Field: "external_id", Value: "", Rule: "r"}, `external_id: r (got "")`},
-		{rotator.FieldError{Field: "external_id", Value: "a\nb", Rule: "r"}, `external_id: r (got "a\nb")`},
-		{rotator.FieldError{Field: "mfa_token_code", Value: "3 characters", Rule: "exactly 6 digits"},
+		{fieldError{Field: "role_arn", Rule: "required"}, "role_arn: required"},
+		{fieldError{Field: "external_id", Value: "", Rule: "r"}, `external_id: r (got "")`},
+		{fieldError{Field: "external_id", Value: "a\nb", Rule: "r"}, `external_id: r (got "a\nb")`},
+		{fieldError{Field: "mfa_token_code", Value: "3 characters", Rule: "exactly 6 digits"},
 			"mfa_token_code: exactly 6 digits (got 3 characters)"},
-		{rotator.FieldError{Field: "policy_arns", Value: "11", Rule: "at most 10 policy ARNs"},
+		{fieldError{Field: "policy_arns", Value: "11", Rule: "at most 10 policy ARNs"},
 			"policy_arns: at most 10 policy ARNs (got 11)"},
-		{rotator.FieldError{Field: "policy_arns[2]", Value: "x", Rule: "r"}, `policy_arns[2]: r (got "x")`},
+		{fieldError{Field: "policy_arns[2]", Value: "x", Rule: "r"}, `policy_arns[2]: r (got "x")`},
 	} {
 		if got := tc.fe.Error(); got != tc.want {
 			t.Errorf("%#v.Error() = %q, want %q", tc.fe, got, tc.want)
@@ -696,20 +693,20 @@ func TestValidateRoleSessionName(t *testing.T) {
 		{"ålice", `role_session_name: 2..64 characters of [\w+=,.@-] (got "ålice")`},
 		{"a\xff", `role_session_name: 2..64 characters of [\w+=,.@-] (got "a\xff")`},
 	} {
-		err := rotator.ValidateRoleSessionName(tc.in)
+		err := validateRoleSessionName(tc.in)
 		got := ""
 		if err != nil {
 			got = err.Error()
 		}
 		if got != tc.want {
-			t.Errorf("ValidateRoleSessionName(%q) = %q, want %q", tc.in, got, tc.want)
+			t.Errorf("validateRoleSessionName(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 		if tc.want == "" && err != nil {
-			t.Errorf("ValidateRoleSessionName(%q) = %#v, want untyped nil", tc.in, err)
+			t.Errorf("validateRoleSessionName(%q) = %#v, want untyped nil", tc.in, err)
 		}
-		var fe *rotator.FieldError
+		var fe *fieldError
 		if tc.want != "" && !errors.As(err, &fe) {
-			t.Errorf("ValidateRoleSessionName(%q) is %T, want *FieldError", tc.in, err)
+			t.Errorf("validateRoleSessionName(%q) is %T, want *fieldError", tc.in, err)
 		}
 	}
 }
@@ -727,11 +724,11 @@ func TestDefaultRoleSessionName(t *testing.T) {
 		{valRep("u", 100), "host", "imdsd-" + valRep("u", 58)},
 		{valRep("u", 57), "host", "imdsd-" + valRep("u", 57) + "@"},
 	} {
-		got := rotator.DefaultRoleSessionName(tc.user, tc.host)
+		got := DefaultRoleSessionName(tc.user, tc.host)
 		if got != tc.want {
 			t.Errorf("DefaultRoleSessionName(%q, %q) = %q, want %q", tc.user, tc.host, got, tc.want)
 		}
-		if err := rotator.ValidateRoleSessionName(got); err != nil {
+		if err := validateRoleSessionName(got); err != nil {
 			t.Errorf("DefaultRoleSessionName(%q, %q) = %q: %v", tc.user, tc.host, got, err)
 		}
 	}
@@ -746,8 +743,8 @@ func FuzzDefaultRoleSessionName(f *testing.F) {
 	f.Add(valRep("u", 70), valRep("h", 70))
 	f.Add("a b", "😀")
 	f.Fuzz(func(t *testing.T, user, host string) {
-		got := rotator.DefaultRoleSessionName(user, host)
-		if err := rotator.ValidateRoleSessionName(got); err != nil {
+		got := DefaultRoleSessionName(user, host)
+		if err := validateRoleSessionName(got); err != nil {
 			t.Fatalf("DefaultRoleSessionName(%q, %q) = %q: %v", user, host, got, err)
 		}
 		if !strings.HasPrefix(got, "imdsd") {
@@ -755,7 +752,7 @@ func FuzzDefaultRoleSessionName(f *testing.F) {
 		}
 		// A name that is already valid and short enough is kept as is.
 		want := "imdsd-" + user + "@" + host
-		if user != "" && host != "" && rotator.ValidateRoleSessionName(want) == nil && got != want {
+		if user != "" && host != "" && validateRoleSessionName(want) == nil && got != want {
 			t.Errorf("DefaultRoleSessionName(%q, %q) = %q, want %q", user, host, got, want)
 		}
 	})
@@ -765,20 +762,20 @@ func TestValidateARNNameLength(t *testing.T) {
 	role := func(name string) *sts.AssumeRoleInput {
 		return &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/" + name), RoleSessionName: aws.String("session")}
 	}
-	if err := rotator.ValidateAssumeRole(role(strings.Repeat("n", 64))); err != nil {
+	if err := validateAssumeRole(role(strings.Repeat("n", 64))); err != nil {
 		t.Errorf("64-character role name: %v", err)
 	}
-	if err := rotator.ValidateAssumeRole(role(strings.Repeat("n", 65))); err == nil || !strings.Contains(err.Error(), "an IAM role ARN such as") {
+	if err := validateAssumeRole(role(strings.Repeat("n", 65))); err == nil || !strings.Contains(err.Error(), "an IAM role ARN such as") {
 		t.Errorf("65-character role name: %v, want the role ARN rule", err)
 	}
 	saml := func(name string) *sts.AssumeRoleWithSAMLInput {
 		return &sts.AssumeRoleWithSAMLInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/r"),
 			PrincipalArn: aws.String("arn:aws:iam::123456789012:saml-provider/" + name), SAMLAssertion: aws.String("PHNhbWw+")}
 	}
-	if err := rotator.ValidateAssumeRoleWithSAML(saml(strings.Repeat("p", 128))); err != nil {
+	if err := validateAssumeRoleWithSAML(saml(strings.Repeat("p", 128))); err != nil {
 		t.Errorf("128-character provider name: %v", err)
 	}
-	if err := rotator.ValidateAssumeRoleWithSAML(saml(strings.Repeat("p", 129))); err == nil || !strings.Contains(err.Error(), "an IAM SAML provider ARN such as") {
+	if err := validateAssumeRoleWithSAML(saml(strings.Repeat("p", 129))); err == nil || !strings.Contains(err.Error(), "an IAM SAML provider ARN such as") {
 		t.Errorf("129-character provider name: %v, want the provider ARN rule", err)
 	}
 }
