@@ -86,8 +86,9 @@ type State struct {
 	// refreshed at half-life, so clients may get them with as little as
 	// half that left. The usual causes are a short --duration, a
 	// profile's duration_seconds, a SAML assertion's SessionNotOnOrAfter,
-	// or a session capped by role chaining. The Rotator logs a warning the
-	// first time it sees one.
+	// or a session capped by role chaining. A Rotator logs a warning the
+	// first time it sees one, and only then (a reload's new Rotator warns
+	// again).
 	ShortLifetime time.Duration
 
 	resync bool // see nextRefresh
