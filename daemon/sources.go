@@ -168,16 +168,17 @@ func sourceWarnings(f rotator.Fetcher) []string {
 
 // withSourceRole names the role after the one the source acts as when only
 // the built source knows it (the role_arn of a --source profile profile)
-// and the configuration left the role name to its default. loadRunConfig
+// and the configuration left the role name to its default: "", or
+// imdsd-SOURCE, which withDefaults sets when nothing else names the role.
+// An empty name without such a role becomes imdsd-SOURCE. loadRunConfig
 // applies it to the result of buildSource.
 func (c Config) withSourceRole(f rotator.Fetcher) Config {
-	p, ok := f.(interface{ RoleARN() string })
-	if !ok || p.RoleARN() == "" {
-		return c
-	}
-	// withDefaults names the role imdsd-SOURCE when nothing else names it.
-	if c.RoleName == "" || c.RoleName == "imdsd-"+c.Source {
+	if p, ok := f.(interface{ RoleARN() string }); ok && p.RoleARN() != "" &&
+		(c.RoleName == "" || c.RoleName == "imdsd-"+c.Source) {
 		c.RoleName = roleNameOf(p.RoleARN())
+	}
+	if c.RoleName == "" {
+		c.RoleName = "imdsd-" + c.Source
 	}
 	return c
 }

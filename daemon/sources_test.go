@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imdsd/imdsd/rotator"
 	"github.com/imdsd/imdsd/rotator/ststest"
 )
 
@@ -254,6 +255,16 @@ func TestProfileSourceUsesSTSEndpoint(t *testing.T) {
 	}
 	if got := c.withSourceRole(src).RoleName; got != "deployer" {
 		t.Errorf("role name = %q, want the profile's role, deployer", got)
+	}
+	for _, tc := range []struct{ given, want string }{{"", "deployer"}, {"web", "web"}} {
+		named := c
+		named.RoleName = tc.given
+		if got := named.withSourceRole(src).RoleName; got != tc.want {
+			t.Errorf("role name %q given: %q, want %q", tc.given, got, tc.want)
+		}
+	}
+	if got := (Config{Source: "profile"}).withSourceRole(rotator.NewDev(rotator.DevOptions{})).RoleName; got != "imdsd-profile" {
+		t.Errorf("role name without a role ARN = %q, want imdsd-profile", got)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
