@@ -35,12 +35,15 @@ func (c *checkCmd) flags(fs *flag.FlagSet) { c.rf.register(fs) }
 func (c *checkCmd) validate(args []string) error { return takesFlagsOnly("imdsd check-config", args) }
 
 func (c *checkCmd) Run(ctx context.Context, _ []string) error {
-	cfg, path, _, loadErr, invalid := loadRunConfig(ctx, &c.rf, c.getenv, hostDeps(c.getenv))
+	cfg, path, src, loadErr, invalid := loadRunConfig(ctx, &c.rf, c.getenv, hostDeps(c.getenv))
 	if path == "" {
 		path = "no config file"
 	}
 	if err := errors.Join(loadErr, invalid); err != nil {
 		return fmt.Errorf("%s: invalid:\n%w", path, err)
+	}
+	for _, w := range sourceWarnings(src) {
+		fmt.Fprintf(c.stderr, "imdsd check-config: warning: %s\n", w)
 	}
 	fmt.Fprintf(c.stdout, "%s: valid: source %s, role %s, region %s, listening on %s, tokens %s\n",
 		path, cfg.Source, cfg.RoleName, cfg.Region, strings.Join(cfg.Listen, ", "), cfg.TokenMode)

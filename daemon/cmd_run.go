@@ -67,6 +67,9 @@ func (c *runCmd) serve(ctx context.Context) int {
 		return exitUsage
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	for _, w := range sourceWarnings(fetcher) {
+		log.Warn().Str("source", cfg.Source).Msg(w)
+	}
 	d, err := newDaemon(cfg, fetcher, log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
@@ -78,6 +81,9 @@ func (c *runCmd) serve(ctx context.Context) int {
 		cfg, _, f, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, deps)
 		if err := errors.Join(loadErr, invalid); err != nil {
 			return Config{}, nil, err
+		}
+		for _, w := range sourceWarnings(f) {
+			log.Warn().Str("source", cfg.Source).Msg(w)
 		}
 		return cfg, f, nil
 	}
@@ -100,6 +106,10 @@ func snapshotOf(s rotator.State) imds.Snapshot {
 		Obtained:    s.Obtained,
 		RoleARN:     s.Credentials.RoleARN,
 		AccountID:   s.Credentials.AccountID,
+	}
+	if s.Credentials.CanExpire {
+		// No client is handed a set that dies in its hands.
+		snap.ServeUntil = s.Credentials.Expires.Add(-rotator.ExpiryMargin)
 	}
 	if s.Err != nil {
 		snap.ErrCode, snap.ErrAt = rotator.ErrorCode(s.Err), s.ErrAt

@@ -618,5 +618,8 @@ func loadRunConfig(ctx context.Context, flags *runFlags, getenv func(string) str
 		return c, path, nil, err, nil
 	}
 	src, err = buildSource(ctx, c, deps)
+	if err == nil {
+		c = c.withSourceRole(src)
+	}
 	return c, path, src, nil, errors.Join(c.Validate(), clipQuoted(err))
 }
