@@ -16,11 +16,18 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The admin API: status, health, metrics, refresh and MFA codes, for the
-// `imdsd status|creds|mfa` commands and monitoring. It is never served on an
-// IMDS listener: it listens on a unix socket only the service user can open
-// (mode 0600 in a 0700 directory), or on Windows on loopback with a random
-// token (adminsock_windows.go).
+// The admin API: status, health, metrics, refresh, reload and MFA codes,
+// for the `imdsd status|creds|mfa|reload` commands and monitoring. It is
+// never served on an IMDS listener: it listens on a unix socket only the
+// service user can open (mode 0600 in a 0700 directory, or 0660 for the
+// group a directory such as systemd's RuntimeDirectory admits), checked by
+// daemon and clients alike (adminsock_unix.go), or on Windows on loopback
+// with a random token (adminsock_windows.go). Its handlers never wait on a
+// lock a reload holds, so status, healthz and metrics answer while a new
+// source waits on STS.
+
+// adminFlagHint is the way out every refusal of an admin socket names.
+const adminFlagHint = "give this imdsd its own socket with --admin-socket PATH (admin_socket in the config file)"
 
 // statusDoc is GET /status: what an operator needs, never a secret.
 type statusDoc struct {
@@ -35,7 +42,21 @@ type statusDoc struct {
 	Credentials *credsInfo `json:"credentials,omitempty"`
 	NextRefresh time.Time  `json:"next_refresh"`
 	LastError   *errorInfo `json:"last_error,omitempty"`
-	StartedAt   time.Time  `json:"started_at"`
+	// Pending is the source of a reload that has not taken over yet;
+	// everything above is the running configuration, which serves
+	// until it does.
+	Pending   *pendingInfo `json:"pending,omitempty"`
+	StartedAt time.Time    `json:"started_at"`
+}
+
+// pendingInfo is a reloaded source that has not obtained credentials yet.
+type pendingInfo struct {
+	Source       string     `json:"source"`
+	RoleARN      string     `json:"role_arn,omitempty"`
+	Since        time.Time  `json:"since"`                   // when the reload started it
+	FailingSince *time.Time `json:"failing_since,omitempty"` // its first failed attempt
+	NextAttempt  time.Time  `json:"next_attempt,omitzero"`
+	LastError    *errorInfo `json:"last_error,omitempty"`
 }
 
 type credsInfo struct {
@@ -66,6 +87,7 @@ type processCreds struct {
 
 func (d *daemon) status(now time.Time) statusDoc {
 	c, rot := d.current()
+	p := d.pendingGen()
 	st := rot.State()
 	doc := statusDoc{
 		Version: version, Source: c.Source, RoleName: c.RoleName, RoleARN: st.Credentials.RoleARN,
@@ -80,13 +102,23 @@ func (d *daemon) status(now time.Time) statusDoc {
 	}
 	_, err := rot.Current(context.Background())
 	doc.Healthy = err == nil
-	if st.Err != nil {
-		doc.LastError = &errorInfo{
-			Code: rotator.ErrorCode(st.Err), Class: rotator.Classify(st.Err).String(),
-			Message: st.Err.Error(), At: st.ErrAt, Failures: st.Failures,
-		}
+	doc.LastError = errorInfoOf(st)
+	if p != nil {
+		ps := p.rot.State()
+		doc.Pending = &pendingInfo{Source: p.cfg.Source, RoleARN: p.cfg.RoleARN, Since: p.created,
+			FailingSince: p.failingSince.Load(), NextAttempt: ps.Next, LastError: errorInfoOf(ps)}
 	}
 	return doc
+}
+
+func errorInfoOf(st rotator.State) *errorInfo {
+	if st.Err == nil {
+		return nil
+	}
+	return &errorInfo{
+		Code: rotator.ErrorCode(st.Err), Class: rotator.Classify(st.Err).String(),
+		Message: st.Err.Error(), At: st.ErrAt, Failures: st.Failures,
+	}
 }
 
 // adminHandler serves the admin API for d.
@@ -106,7 +138,7 @@ func (d *daemon) adminHandler() http.Handler {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		_, rot := d.current()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		d.metrics.write(w, rot.State(), time.Now())
+		d.metrics.write(w, rot.State(), d.pendingGen() != nil, time.Now())
 	})
 	mux.HandleFunc("GET /credentials", func(w http.ResponseWriter, r *http.Request) {
 		_, rot := d.current()
@@ -120,32 +152,35 @@ func (d *daemon) adminHandler() http.Handler {
 			Expiration: c.Expires.UTC().Format("2006-01-02T15:04:05Z"), AccountID: c.AccountID,
 		})
 	})
+	// POST /refresh retries now: the running source and a pending one.
 	mux.HandleFunc("POST /refresh", func(w http.ResponseWriter, r *http.Request) {
-		_, rot := d.current()
-		rot.Refresh()
+		d.refreshAll()
 		d.log.Info().Msg("refresh requested through the admin API")
 		writeJSON(w, http.StatusAccepted, map[string]string{"result": "refresh started"})
 	})
-	// POST /reload is SIGHUP with an answer: it returns once the new
-	// configuration runs, or with the reasons it was refused. The unit's
-	// ExecReload calls it (imdsd reload), so systemctl reload reports the
-	// outcome.
+	// POST /reload is SIGHUP with an answer (reloadAnswer): applied,
+	// pending (a changed source has not obtained credentials within
+	// ?wait=, default 30s; the running one serves), refused, or replaced.
+	// It holds no lock while it waits. The unit's ExecReload calls it
+	// (imdsd reload), so systemctl reload reports the outcome.
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
-		reply := make(chan error, 1)
-		select {
-		case d.reloads <- reply:
-		case <-r.Context().Done():
-			return
+		wait := defaultReloadWait
+		if s := r.URL.Query().Get("wait"); s != "" {
+			v, err := time.ParseDuration(s)
+			if err != nil || v < 0 || v > maxReloadWait {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("wait: must be a duration of 0..%s (got %q)", maxReloadWait, s)})
+				return
+			}
+			wait = v
 		}
-		if err := <-reply; err != nil {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"result": "configuration reloaded"})
+		a := d.requestReload(r.Context(), wait)
+		writeJSON(w, a.httpStatus(), a)
 	})
 	mux.HandleFunc("POST /mfa", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
-		if c, _ := d.current(); d.inbox == nil || c.MFASerial == "" || c.MFACommand != "" {
+		takesCodes := func(c Config) bool { return c.MFASerial != "" && c.MFACommand == "" }
+		c, _ := d.current()
+		if p := d.pendingGen(); d.inbox == nil || !takesCodes(c) && (p == nil || !takesCodes(p.cfg)) {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": "this configuration takes no MFA codes from imdsd mfa (no mfa_serial, or mfa_command is set)"})
 			return
 		}
@@ -153,12 +188,21 @@ func (d *daemon) adminHandler() http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		_, rot := d.current()
-		rot.Refresh()
+		d.refreshAll()
 		d.log.Info().Msg("MFA code delivered; refreshing")
 		writeJSON(w, http.StatusAccepted, map[string]string{"result": "code accepted; refreshing"})
 	})
 	return mux
+}
+
+// refreshAll asks the running source, and a pending one, to refresh now.
+func (d *daemon) refreshAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen.rot.Refresh()
+	if d.pending != nil {
+		d.pending.rot.Refresh()
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -169,11 +213,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// serveAdmin listens on the admin endpoint until ctx ends.
-func (d *daemon) serveAdmin(ctx context.Context, path string, log zerolog.Logger) (stop func(), err error) {
+// serveAdmin listens on the admin endpoint until stop, which also removes
+// the socket. It fails when the endpoint is another imdsd's or is not safe
+// (listenAdmin).
+func (d *daemon) serveAdmin(path string, log zerolog.Logger) (stop func(), err error) {
 	ln, err := listenAdmin(path)
 	if err != nil {
-		return nil, fmt.Errorf("admin API on %s: %w", path, err)
+		return nil, fmt.Errorf("listen on admin socket %s: %w", path, err)
 	}
 	srv := &http.Server{Handler: adminAuth(ln, d.adminHandler()), ReadHeaderTimeout: imds.ReadHeaderTimeout, ReadTimeout: imds.ReadTimeout}
 	done := make(chan struct{})
@@ -189,7 +235,7 @@ func (d *daemon) serveAdmin(ctx context.Context, path string, log zerolog.Logger
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-done
-		cleanupAdmin(path)
+		_ = ln.Close() // Shutdown closed it unless Serve had not started; removes the socket
 	}, nil
 }
 
@@ -197,13 +243,15 @@ func (d *daemon) serveAdmin(ctx context.Context, path string, log zerolog.Logger
 // on unix, the random token on Windows.
 var adminAuth = func(_ net.Listener, next http.Handler) http.Handler { return next }
 
-// adminClient is an HTTP client that reaches the admin API at path.
-func adminClient(path string) (*http.Client, string, error) {
+// adminClient is an HTTP client that reaches the admin API at path, each
+// request bounded by timeout. It checks first that path is safe to trust
+// (dialAdmin); its errors carry the exit code of their case.
+func adminClient(path string, timeout time.Duration) (*http.Client, string, error) {
 	dial, base, err := dialAdmin(path)
 	if err != nil {
 		return nil, "", err
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: authTransport{&http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return &http.Client{Timeout: timeout, Transport: authTransport{&http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return dial(ctx)
 	}}}}, base, nil
 }

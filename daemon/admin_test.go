@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,67 +40,111 @@ func (f *flaky) Fetch(ctx context.Context) (rotator.Credentials, error) {
 	}, RoleARN: "arn:aws:iam::123456789012:role/admin-test"}, nil
 }
 
-// reloadErr, when set, makes the next reload of runDaemon's daemons fail.
-var reloadErr atomic.Pointer[error]
+// testDaemon is a daemon serving until the test ends, with its admin socket
+// in a directory of its own and a listener on a free port.
+type testDaemon struct {
+	d    *daemon
+	sock string
+	base string // http://ADDR of its first listener
+	logs *syncBuffer
+	// next is what a reload loads; by default the configuration it
+	// started with.
+	next atomic.Pointer[reloadFunc]
+}
 
-// runDaemon serves c with src until the test ends; the admin socket goes
-// into a temporary directory.
-func runDaemon(t *testing.T, c Config, src rotator.Fetcher) (*daemon, string) {
+// tempDir is a directory of the test's own with a short path (unix socket
+// paths are limited to about 100 bytes), removed when the test ends.
+func tempDir(t *testing.T, prefix string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "imdsd-admin-") // short: unix socket paths are limited
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	c.AdminSocket = filepath.Join(dir, "run", "admin.sock")
-	c.Listen = []string{freeAddr(t)}
-	d, err := newDaemon(c.withDefaults(noEnv), src, newLogger(io.Discard, "json", "info"))
+	return dir
+}
+
+// startDaemon serves c with src until the test ends. c.Listen and
+// c.AdminSocket are set by it unless given.
+func startDaemon(t *testing.T, c Config, src rotator.Fetcher) *testDaemon {
+	t.Helper()
+	if c.AdminSocket == "" {
+		c.AdminSocket = filepath.Join(tempDir(t, "imdsd-admin-"), "run", "admin.sock")
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = []string{freeAddr(t)}
+	}
+	c = c.withDefaults(noEnv)
+	td := &testDaemon{sock: c.AdminSocket, base: "http://" + c.Listen[0], logs: &syncBuffer{}}
+	d, err := newDaemon(c, src, newLogger(td.logs, "json", "info"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	td.d = d
 	d.inbox = rotator.NewMFAInbox(nil)
+	td.reloadTo(c, src, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	// A reload re-reads this configuration, unless the test set
-	// reloadErr.
-	loaded := c.withDefaults(noEnv)
-	reload := func(context.Context) (Config, rotator.Fetcher, error) {
-		if err := reloadErr.Load(); err != nil {
-			return Config{}, nil, *err
-		}
-		return loaded, src, nil
-	}
-	go func() { done <- d.serve(ctx, io.Discard, nil, reload) }()
+	go func() {
+		done <- d.serve(ctx, io.Discard, nil, func(ctx context.Context) (Config, rotator.Fetcher, error) { return (*td.next.Load())(ctx) })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve() = %v", err)
 		}
-		if _, err := os.Stat(c.AdminSocket); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("admin socket left behind: %v", err)
+		for _, p := range []string{c.AdminSocket, c.AdminSocket + ".lock"} {
+			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s left behind: %v", p, err)
+			}
 		}
 	})
-	<-d.ready
-	// The admin API starts beside the first fetch, not after it: wait
-	// until it answers (a loaded machine may take a while).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.Dial("unix", c.AdminSocket)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("admin socket never answered: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	// serve opens the admin socket and the listeners before the first
+	// fetch: once it has tried, both answer.
+	select {
+	case <-d.ready:
+	case err := <-done:
+		t.Fatalf("serve() = %v before the first fetch", err)
 	}
-	return d, c.AdminSocket
+	return td
+}
+
+// runDaemon is startDaemon for tests that need only the daemon and its
+// admin socket.
+func runDaemon(t *testing.T, c Config, src rotator.Fetcher) (*daemon, string) {
+	t.Helper()
+	td := startDaemon(t, c, src)
+	return td.d, td.sock
+}
+
+// reloadTo sets what the next reload loads.
+func (td *testDaemon) reloadTo(c Config, src rotator.Fetcher, err error) {
+	fn := reloadFunc(func(context.Context) (Config, rotator.Fetcher, error) { return c, src, err })
+	td.next.Store(&fn)
+}
+
+// cli runs an imdsd command against the daemon's admin socket.
+func (td *testDaemon) cli(ctx context.Context, args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(ctx, append(args, "--admin-socket", td.sock), noEnv, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// status is the daemon's status document, through the CLI.
+func (td *testDaemon) status(t *testing.T) statusDoc {
+	t.Helper()
+	_, out, errOut := td.cli(t.Context(), "status", "--json")
+	var st statusDoc
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v; stderr %q", err, errOut)
+	}
+	return st
 }
 
 func TestAdminAPI(t *testing.T) {
 	src := &flaky{}
-	d, sock := runDaemon(t, defaultConfig(), src)
+	td := startDaemon(t, defaultConfig(), src)
+	d, sock := td.d, td.sock
 
 	fi, err := os.Stat(sock)
 	if err != nil {
@@ -111,12 +156,7 @@ func TestAdminAPI(t *testing.T) {
 	if di, _ := os.Stat(filepath.Dir(sock)); di.Mode().Perm() != 0o700 {
 		t.Errorf("admin socket directory mode = %v, want 0700", di.Mode().Perm())
 	}
-
-	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := run(context.Background(), append(args, "--admin-socket", sock), noEnv, &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
+	run := func(args ...string) (int, string, string) { return td.cli(t.Context(), args...) }
 
 	// status: everything an operator needs, no secret.
 	code, out, _ := run("status", "--json")
@@ -127,7 +167,7 @@ func TestAdminAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}
-	if !st.Healthy || st.Source != "dev" || st.Credentials == nil || st.Credentials.KeyID != "****WXYZ" || st.RoleARN != "arn:aws:iam::123456789012:role/admin-test" || st.NextRefresh.IsZero() {
+	if !st.Healthy || st.Source != "dev" || st.Credentials == nil || st.Credentials.KeyID != "****WXYZ" || st.RoleARN != "arn:aws:iam::123456789012:role/admin-test" || st.NextRefresh.IsZero() || st.Pending != nil {
 		t.Errorf("status = %+v", st)
 	}
 	for _, secret := range []string{"admin-test-secret-key", "admin-test-session-token", "ASIAADMINTEST"} {
@@ -135,7 +175,7 @@ func TestAdminAPI(t *testing.T) {
 			t.Errorf("status shows %q", secret)
 		}
 	}
-	if code, out, _ := run("status"); code != 0 || !strings.Contains(out, "serving valid credentials") || !strings.Contains(out, "key ****WXYZ") {
+	if code, out, _ := run("status"); code != 0 || !strings.Contains(out, "serving valid credentials") || !strings.Contains(out, "key ****WXYZ") || strings.Contains(out, "pending") {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
 
@@ -153,16 +193,16 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// reload: through the admin API, with the outcome.
-	if code, out, _ := run("reload"); code != 0 || !strings.Contains(out, "configuration reloaded") {
+	if code, out, _ := run("reload"); code != 0 || out != "applied: configuration reloaded\n" {
 		t.Errorf("reload: exit %d, %q", code, out)
 	}
-	bad := errors.New("role_arn: required by source assume-role")
-	reloadErr.Store(&bad)
+	running, _ := d.current()
+	td.reloadTo(Config{}, nil, errors.New("role_arn: required by source assume-role"))
 	code, _, errOut := run("reload")
-	reloadErr.Store(nil)
-	if code != 1 || !strings.Contains(errOut, "refused; the running configuration stays:\n  role_arn: required by source assume-role") {
+	if code != 1 || !strings.Contains(errOut, "imdsd reload: refused; the running configuration stays:\n  role_arn: required by source assume-role") {
 		t.Errorf("refused reload: exit %d, %q", code, errOut)
 	}
+	td.reloadTo(running, src, nil)
 
 	// mfa: refused when the configuration takes no codes.
 	if code, _, errOut := run("mfa", "123456"); code != 1 || !strings.Contains(errOut, "takes no MFA codes") {
@@ -172,31 +212,32 @@ func TestAdminAPI(t *testing.T) {
 	// refresh, then a failure: status names it, healthz still passes
 	// while the old set is valid.
 	src.fail.Store(true)
-	before := src.calls.Load()
-	client, base, _ := adminClient(sock)
+	client, base, err := adminClient(sock, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempted := d.gen.changed.wait()
 	resp, err := client.Post(base+"/refresh", "", nil)
 	if err != nil || resp.StatusCode != 202 {
 		t.Fatalf("POST /refresh: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	for i := 0; i < 400 && src.calls.Load() == before; i++ {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond)
-	_, out, _ = run("status", "--json")
-	_ = json.Unmarshal([]byte(out), &st)
+	<-attempted
+	st = td.status(t)
 	if st.LastError == nil || st.LastError.Code != "AccessDenied" || st.LastError.Class != "permanent" || !st.Healthy {
 		t.Errorf("status after a failed refresh = %+v, last error %+v", st, st.LastError)
 	}
-	resp, _ = client.Get(base + "/healthz")
+	resp, err = client.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.StatusCode != 200 {
 		t.Errorf("healthz with valid credentials held = %d", resp.StatusCode)
 	}
 	resp.Body.Close()
 
 	// metrics: the Prometheus text format, with every family.
-	c, _ := d.current()
-	if resp, err := http.Get("http://" + c.Listen[0] + "/latest/meta-data/"); err == nil {
+	if resp, err := http.Get(td.base + "/latest/meta-data/"); err == nil {
 		resp.Body.Close() // a 401: counted
 	}
 	resp, err = client.Get(base + "/metrics")
@@ -209,7 +250,7 @@ func TestAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("metrics do not parse: %v", err)
 	}
-	for _, name := range []string{"imdsd_credentials_expiry_seconds", "imdsd_refreshes_total", "imdsd_refresh_failures_total", "imdsd_sts_request_duration_seconds", "imdsd_http_requests_total"} {
+	for _, name := range []string{"imdsd_credentials_expiry_seconds", "imdsd_refreshes_total", "imdsd_refresh_failures_total", "imdsd_sts_request_duration_seconds", "imdsd_http_requests_total", "imdsd_reload_pending"} {
 		if families[name] == nil {
 			t.Errorf("metrics lack %s", name)
 		}
@@ -224,28 +265,104 @@ func TestAdminAPI(t *testing.T) {
 	if f := families["imdsd_sts_request_duration_seconds"]; f != nil && f.Metric[0].Histogram.GetSampleCount() != 2 {
 		t.Errorf("fetch histogram count = %d, want 2", f.Metric[0].Histogram.GetSampleCount())
 	}
+	if f := families["imdsd_reload_pending"]; f != nil && f.Metric[0].Gauge.GetValue() != 0 {
+		t.Errorf("imdsd_reload_pending = %v with nothing pending, want 0", f.Metric[0].Gauge.GetValue())
+	}
 }
 
 func TestAdminMFA(t *testing.T) {
 	c := defaultConfig()
 	c.MFASerial = "arn:aws:iam::123456789012:mfa/alice" // the dev source ignores it; the admin API looks at it
-	d, sock := runDaemon(t, c, &flaky{})
-	runCmd := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := run(context.Background(), append(args, "--admin-socket", sock), noEnv, &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
-	if code, _, errOut := runCmd("mfa", "12345"); code != 1 || !strings.Contains(errOut, "exactly 6 digits") {
+	td := startDaemon(t, c, &flaky{})
+	if code, _, errOut := td.cli(t.Context(), "mfa", "12345"); code != 1 || !strings.Contains(errOut, "exactly 6 digits") {
 		t.Errorf("mfa 12345: exit %d, %q", code, errOut)
 	}
-	if code, out, _ := runCmd("mfa", "123456"); code != 0 || !strings.Contains(out, "code accepted") {
+	if code, out, _ := td.cli(t.Context(), "mfa", "123456"); code != 0 || !strings.Contains(out, "code accepted") {
 		t.Errorf("mfa 123456: exit %d, %q", code, out)
 	}
-	if got, err := d.inbox.Get(context.Background()); got != "123456" && !errors.Is(err, rotator.ErrNoMFACode) {
+	if got, err := td.d.inbox.Get(context.Background()); got != "123456" && !errors.Is(err, rotator.ErrNoMFACode) {
 		t.Errorf("inbox holds %q, %v", got, err)
 	}
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"status", "--admin-socket", "/nonexistent/admin.sock"}, noEnv, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "is imdsd running?") {
-		t.Errorf("status without a daemon: exit %d, %q", code, errOut.String())
+}
+
+// The admin socket is found by status, creds, reload and mfa as imdsd run
+// chose it: admin_socket of the config file (--config or IMDSD_CONFIG),
+// unless --admin-socket or IMDSD_ADMIN_SOCKET says otherwise. systemctl
+// reload runs plain `imdsd reload`, so a moved socket must be found this
+// way.
+func TestAdminSocketFromConfigFile(t *testing.T) {
+	c := defaultConfig()
+	c.MFASerial = "arn:aws:iam::123456789012:mfa/alice"
+	td := startDaemon(t, c, &flaky{})
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("source: dev\nadmin_socket: "+td.sock+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(t.TempDir(), "none.sock")
+	commands := []struct {
+		args []string
+		want string // on stdout
+	}{
+		{[]string{"status"}, "serving valid credentials"},
+		{[]string{"creds"}, "key ****WXYZ"},
+		{[]string{"reload"}, "applied: configuration reloaded"},
+		{[]string{"mfa", "123456"}, "code accepted"},
+	}
+	ways := []struct {
+		name  string
+		flags []string
+		env   map[string]string
+	}{
+		{"--config", []string{"--config", file}, nil},
+		{"IMDSD_CONFIG", nil, map[string]string{"IMDSD_CONFIG": file}},
+		{"--admin-socket over the file", []string{"--config", file, "--admin-socket", td.sock}, map[string]string{"IMDSD_ADMIN_SOCKET": wrong}},
+		{"IMDSD_ADMIN_SOCKET over the file", nil, map[string]string{"IMDSD_CONFIG": wrong, "IMDSD_ADMIN_SOCKET": td.sock}},
+	}
+	for _, w := range ways {
+		for _, cmd := range commands {
+			t.Run(w.name+"/"+cmd.args[0], func(t *testing.T) {
+				var out, errOut bytes.Buffer
+				code := run(t.Context(), append(cmd.args, w.flags...), func(k string) string { return w.env[k] }, &out, &errOut)
+				if code != 0 || !strings.Contains(out.String(), cmd.want) {
+					t.Errorf("exit %d, stdout %q, stderr %q; want exit 0 and %q", code, out.String(), errOut.String(), cmd.want)
+				}
+			})
+		}
+	}
+	// A config file named but unreadable is a usage error, for each.
+	for _, cmd := range commands {
+		var out, errOut bytes.Buffer
+		if code := run(t.Context(), append(cmd.args, "--config", wrong), noEnv, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "cannot read "+wrong) {
+			t.Errorf("%s --config %s: exit %d, %q", cmd.args[0], wrong, code, errOut.String())
+		}
+	}
+}
+
+// Two imdsd given the same admin socket (two foreground runs as root share
+// /run/imdsd/admin.sock by default): the second stops before it binds
+// anything, naming the first's pid and --admin-socket; the first still
+// answers.
+func TestAdminSocketTaken(t *testing.T) {
+	first := startDaemon(t, defaultConfig(), &flaky{})
+	c := defaultConfig()
+	c.AdminSocket = first.sock
+	c.Listen = []string{freeAddr(t)}
+	c = c.withDefaults(noEnv)
+	second, err := newDaemon(c, &flaky{}, newLogger(io.Discard, "json", "info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = second.serve(t.Context(), io.Discard, nil, nil)
+	want := "listen on admin socket " + first.sock + ": another imdsd (pid " + strconv.Itoa(os.Getpid()) + ") is serving its admin API there; stop it, or give this imdsd its own socket with --admin-socket PATH (admin_socket in the config file)"
+	if err == nil || err.Error() != want {
+		t.Errorf("second serve() = %v, want %q", err, want)
+	}
+	if ln, err := net.Listen("tcp", c.Listen[0]); err != nil {
+		t.Errorf("the second imdsd bound %s: %v", c.Listen[0], err)
+	} else {
+		ln.Close()
+	}
+	if st := first.status(t); !st.Healthy {
+		t.Errorf("first imdsd after the second gave up: %+v", st)
 	}
 }

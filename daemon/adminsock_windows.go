@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 )
 
 // On Windows the admin API listens on loopback and demands a random token,
@@ -23,9 +27,26 @@ func defaultAdminSocket(func(string) string) string {
 type tokenListener struct {
 	net.Listener
 	token string
+	path  string
+	once  sync.Once
+}
+
+// Close closes the listener and removes the token file.
+func (l *tokenListener) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { _ = os.Remove(l.path) })
+	return err
 }
 
 func listenAdmin(path string) (net.Listener, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if conn, err := net.DialTimeout("tcp", f[0], time.Second); err == nil {
+				conn.Close()
+				return nil, fmt.Errorf("another imdsd is serving its admin API there; stop it, or %s", adminFlagHint)
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -41,23 +62,30 @@ func listenAdmin(path string) (net.Listener, error) {
 		ln.Close()
 		return nil, err
 	}
-	return &tokenListener{Listener: ln, token: token}, nil
+	return &tokenListener{Listener: ln, token: token, path: path}, nil
 }
-
-func cleanupAdmin(path string) { _ = os.Remove(path) }
 
 func dialAdmin(path string) (func(context.Context) (net.Conn, error), string, error) {
 	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("no admin token at %s: is imdsd running? (%w)", path, err)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return nil, "", withCode(exitPermission, fmt.Errorf("reach imdsd at %s: permission denied; run as an administrator", path))
+	case err != nil:
+		return nil, "", withCode(exitUnreachable, fmt.Errorf("no admin token at %s: is imdsd running? (%w)", path, err))
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 2 {
-		return nil, "", fmt.Errorf("admin token file %s is malformed", path)
+		return nil, "", withCode(exitUnreachable, fmt.Errorf("read admin token file %s: malformed", path))
 	}
 	adminToken = f[1]
 	var d net.Dialer
-	return func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", f[0]) }, "http://imdsd", nil
+	return func(ctx context.Context) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, "tcp", f[0])
+		if err != nil {
+			return nil, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: %w; is imdsd running?", path, err))
+		}
+		return conn, nil
+	}, "http://imdsd", nil
 }
 
 // adminToken is sent by this process's admin client.

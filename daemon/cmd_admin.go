@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ func (a *adminTarget) path(getenv func(string) string) (string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		if explicit {
-			return "", withCode(exitUsage, fmt.Errorf("config: cannot read %s: %w", file, err))
+			return "", usageErrorf("config: cannot read %s: %w", file, err)
 		}
 		return defaultAdminSocket(getenv), nil
 	}
@@ -60,13 +61,22 @@ func (a *adminTarget) path(getenv func(string) string) (string, error) {
 	return firstNonEmpty(c.AdminSocket, defaultAdminSocket(getenv)), nil
 }
 
+// adminTimeout bounds one admin request but POST /reload, which waits as
+// long as asked (reloadCmd).
+const adminTimeout = 10 * time.Second
+
 // adminCall does one request to the admin API at path and decodes a JSON
 // answer into v (when not nil); it returns the status code. Errors carry
-// the exit code of their case.
+// the exit code of their case: 3 when no imdsd answers, 4 when the socket
+// refuses this user or cannot be trusted (dialAdmin).
 func adminCall(ctx context.Context, path, method, route string, body io.Reader, v any) (int, error) {
-	client, base, err := adminClient(path)
+	return adminCallTimeout(ctx, path, method, route, body, v, adminTimeout)
+}
+
+func adminCallTimeout(ctx context.Context, path, method, route string, body io.Reader, v any, timeout time.Duration) (int, error) {
+	client, base, err := adminClient(path, timeout)
 	if err != nil {
-		return 0, withCode(adminErrorCode(err), err)
+		return 0, err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, base+route, body)
 	if err != nil {
@@ -74,14 +84,19 @@ func adminCall(ctx context.Context, path, method, route string, body io.Reader, 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
-			return 0, withCode(exitPermission, fmt.Errorf("reach imdsd at %s: permission denied; run as the service user or with sudo", path))
+		var ce *cmdError
+		if errors.As(err, &ce) { // from the dialer: said already
+			return 0, ce
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Timeout() {
+			return 0, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: no answer within %s", path, timeout))
 		}
 		return 0, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: %w; is imdsd running? (imdsd run, or sudo imdsd start)", path, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
-		return resp.StatusCode, withCode(exitPermission, fmt.Errorf("imdsd at %s refused this user (HTTP %d); run as the service user or with sudo", path, resp.StatusCode))
+		return resp.StatusCode, withCode(exitPermission, fmt.Errorf("reach imdsd at %s: permission denied (HTTP %d); run as the user imdsd runs as, or with sudo", path, resp.StatusCode))
 	}
 	if v != nil {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
@@ -91,26 +106,38 @@ func adminCall(ctx context.Context, path, method, route string, body io.Reader, 
 	return resp.StatusCode, nil
 }
 
-// adminErrorCode is the exit code for a failure to reach the socket.
-func adminErrorCode(err error) int {
-	if errors.Is(err, os.ErrPermission) {
-		return exitPermission
-	}
-	return exitUnreachable
-}
-
 var statusSpec = commandSpec{
 	name:     "status",
-	synopsis: "status [--json] [--admin-socket PATH]",
+	synopsis: "status [--json] [--admin-socket PATH] [--config FILE]",
 	summary:  "what the running imdsd serves, and why not",
 	help: `Show what the running imdsd serves: source, role, expiry of the
 credentials (never the secrets), the next refresh and the last error.
-Exit status 0 when valid credentials are served, 1 when not, 3 when no
-imdsd answers, 4 when its socket refuses this user.
+
+After a reload that changed the source, until the new source has obtained
+credentials the old one keeps serving and status shows both: the running
+configuration, and a line such as
+  pending:      new source failing since 2026-11-22 10:00:03 (assume-role, 3 failed attempts; next try in 41s)
+with the new source's last error. The new source takes over on its first
+success, or as soon as the old credentials expire.
+
+The admin socket is found as imdsd run chose it: --admin-socket,
+IMDSD_ADMIN_SOCKET, admin_socket of the config file, else the default. It
+is used only if no other user can have put it there: its directory must
+belong to root or this user (or to the service user, placed by root, as
+systemd's RuntimeDirectory is), and the process answering must run as
+root, this user or the socket's owner.
+
+Exit status:
+  0  valid credentials are served (a reload may be pending)
+  1  no valid credentials are served
+  3  no imdsd answers at the admin socket (none there, or a stale one)
+  4  permission denied: the socket refuses this user (run with sudo, or as
+     a member of its group), or it cannot be trusted (the message says why)
 
 Examples:
   sudo imdsd status
   imdsd status --json | jq .credentials.expires_at
+  imdsd status --json | jq .pending
 `,
 	newCmd: func(cio cmdIO) command { return &statusCmd{cmdIO: cio} },
 }
@@ -176,6 +203,19 @@ func printStatus(w io.Writer, st statusDoc, now time.Time) {
 	if e := st.LastError; e != nil {
 		fmt.Fprintf(w, "  last error:   %s (%s, %d failed attempts, last at %s)\n                %s\n",
 			e.Code, e.Class, e.Failures, e.At.Local().Format(time.DateTime), strings.ReplaceAll(e.Message, "\n", "\n                "))
+	}
+	if p := st.Pending; p != nil {
+		next := ""
+		if !p.NextAttempt.IsZero() {
+			next = fmt.Sprintf("; next try in %s", max(p.NextAttempt.Sub(now), 0).Round(time.Second))
+		}
+		if p.FailingSince != nil && p.LastError != nil {
+			fmt.Fprintf(w, "  pending:      new source failing since %s (%s, %d failed attempts%s)\n", p.FailingSince.Local().Format(time.DateTime), p.Source, p.LastError.Failures, next)
+			fmt.Fprintf(w, "                %s (%s): %s\n", p.LastError.Code, p.LastError.Class, strings.ReplaceAll(p.LastError.Message, "\n", "\n                "))
+		} else {
+			fmt.Fprintf(w, "  pending:      new source waiting for its first answer since %s (%s)\n", p.Since.Local().Format(time.DateTime), p.Source)
+		}
+		fmt.Fprintf(w, "                the running source above serves until it obtains credentials\n")
 	}
 }
 
@@ -308,16 +348,37 @@ func (c *mfaCmd) Run(ctx context.Context, args []string) error {
 
 var reloadSpec = commandSpec{
 	name:     "reload",
-	synopsis: "reload [--admin-socket PATH]",
+	synopsis: "reload [--wait DURATION] [--admin-socket PATH] [--config FILE]",
 	summary:  "make the running imdsd re-read its configuration",
 	help: `Make the running imdsd read its configuration again (as SIGHUP does) and
-wait for the outcome: listeners that stay keep their sockets, issued
-tokens stay valid, a changed source takes over after its first fetch. An
-invalid configuration is refused with its errors (exit 1) and the running
-one stays. systemctl reload imdsd runs this.
+report the outcome. Listeners that stay keep their sockets and issued
+tokens stay valid. A changed source never takes working credentials away:
+it starts beside the running one, which serves until the new one has
+obtained credentials (or its own credentials expire). reload waits for that
+at most --wait, and prints one of:
+
+  applied   the new configuration runs (a changed source has obtained
+            credentials and took over)                            exit 0
+  pending   the new source failed (the error is shown), or did not answer
+            within --wait; the old one keeps serving while it retries,
+            and imdsd status shows "pending: new source failing since …".
+            It takes over on its first success; another reload replaces
+            it                                                    exit 5
+  refused   the configuration is invalid (its errors are shown); nothing
+            changed                                               exit 1
+  replaced  a later reload replaced this one before its source took
+            over                                                  exit 1
+
+A new source that took over because the old credentials had expired, but
+fails too, is applied with exit 1: no valid credentials are served. As in
+every admin command, exit 3 means no imdsd answers at the admin socket and
+4 that the socket refuses this user or cannot be trusted.
+systemctl reload imdsd runs this; it finds the socket by admin_socket of
+the config file too.
 
 Examples:
   sudo imdsd reload
+  sudo imdsd reload --wait 2m
   sudo systemctl reload imdsd
 `,
 	newCmd: func(cio cmdIO) command { return &reloadCmd{cmdIO: cio} },
@@ -326,25 +387,49 @@ Examples:
 type reloadCmd struct {
 	cmdIO
 	admin adminTarget
+	wait  time.Duration
 }
 
-func (c *reloadCmd) flags(fs *flag.FlagSet) { c.admin.register(fs) }
+func (c *reloadCmd) flags(fs *flag.FlagSet) {
+	c.admin.register(fs)
+	fs.DurationVar(&c.wait, "wait", defaultReloadWait, "how long to wait for a changed source to obtain credentials before reporting it pending (0.."+maxReloadWait.String()+")")
+}
 
-func (c *reloadCmd) validate(args []string) error { return takesFlagsOnly("imdsd reload", args) }
+func (c *reloadCmd) validate(args []string) error {
+	var errs []error
+	if c.wait < 0 || c.wait > maxReloadWait {
+		errs = append(errs, fmt.Errorf("--wait: must be 0..%s (got %s)", maxReloadWait, c.wait))
+	}
+	return errors.Join(append(errs, takesFlagsOnly("imdsd reload", args))...)
+}
 
 func (c *reloadCmd) Run(ctx context.Context, _ []string) error {
 	path, err := c.admin.path(c.getenv)
 	if err != nil {
 		return err
 	}
-	var answer struct{ Result, Error string }
-	status, err := adminCall(ctx, path, "POST", "/reload", nil, &answer)
-	if err != nil {
+	var a reloadAnswer
+	route := "/reload?wait=" + c.wait.String()
+	if _, err := adminCallTimeout(ctx, path, "POST", route, nil, &a, c.wait+adminTimeout); err != nil {
 		return err
 	}
-	if status != http.StatusOK {
-		return fmt.Errorf("refused; the running configuration stays:\n%s", answer.Error)
+	switch a.Result {
+	case reloadApplied:
+		if a.Error != "" {
+			return fmt.Errorf("applied, but %s:\n%s", a.Message, a.Error)
+		}
+		fmt.Fprintf(c.stdout, "applied: %s\n", a.Message)
+		return nil
+	case reloadPending:
+		msg := "pending: " + a.Message
+		if a.Error != "" {
+			msg += ":\n" + a.Error
+		}
+		return withCode(exitPending, errors.New(msg))
+	case reloadRefused:
+		return fmt.Errorf("refused; the running configuration stays:\n%s", a.Error)
+	case reloadReplaced:
+		return fmt.Errorf("replaced: %s", a.Message)
 	}
-	fmt.Fprintln(c.stdout, answer.Result)
-	return nil
+	return fmt.Errorf("read the answer of /reload: unknown result %q", a.Result)
 }

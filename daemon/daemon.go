@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,15 +34,20 @@ type daemon struct {
 	waiting chan struct{}
 	onceW   sync.Once
 	started time.Time
-	metrics *metrics          // kept across reloads
-	inbox   *rotator.MFAInbox // codes from imdsd mfa, when the source takes them
-	reloads chan chan error   // reload requests of the admin API (imdsd reload)
+	metrics *metrics                // kept across reloads
+	inbox   *rotator.MFAInbox       // codes from imdsd mfa, when the source takes them
+	reloads chan chan reloadStarted // reload requests of the admin API (imdsd reload)
+	quit    chan struct{}           // closed when serve stops taking reloads
+	// drains owns the goroutines that drain the listeners a reload
+	// removed; serve waits for them, and tests can.
+	drains sync.WaitGroup
 
-	mu      sync.Mutex // guards the fields below and serialises reloads
+	mu      sync.Mutex // guards the fields below
 	cfg     Config
 	gen     *generation
+	pending *generation             // a reloaded source not serving yet (reload_source.go)
 	servers map[string]*http.Server // by listen address
-	wg      sync.WaitGroup          // server and rotator goroutines
+	wg      sync.WaitGroup          // server and rotator goroutines, supervisors of pending sources
 }
 
 // handlerRef lets every listener switch to a new handler with one atomic
@@ -55,14 +59,22 @@ func (r *handlerRef) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // generation is one credential source: its rotator and the handler it
-// feeds.
+// feeds, built from one configuration.
 type generation struct {
+	cfg     Config
 	handler atomic.Pointer[imds.Handler]
 	rot     *rotator.Rotator
-	first   chan struct{} // closed after the first attempt
-	once    sync.Once
-	cancel  context.CancelFunc
-	done    chan struct{}
+	ok      chan struct{} // closed at the first success
+	onceOK  sync.Once
+	took    chan struct{} // closed when a pending generation takes over
+	changed broadcast     // signalled after every attempt
+	created time.Time
+	// failingSince is when the first of its attempts failed, while it
+	// never succeeded (zero otherwise).
+	failingSince atomic.Pointer[time.Time]
+	ended        <-chan struct{} // closed at stop
+	cancel       context.CancelFunc
+	done         chan struct{}
 }
 
 func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, error) {
@@ -71,7 +83,7 @@ func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, erro
 		return nil, err
 	}
 	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), waiting: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
-		started: time.Now(), metrics: &metrics{}, reloads: make(chan chan error)}
+		started: time.Now(), metrics: &metrics{}, reloads: make(chan chan reloadStarted), quit: make(chan struct{})}
 	g, err := d.newGeneration(c, src)
 	if err != nil {
 		return nil, err
@@ -92,7 +104,7 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{first: make(chan struct{}), done: make(chan struct{})}
+	g := &generation{cfg: c, ok: make(chan struct{}), took: make(chan struct{}), done: make(chan struct{}), created: time.Now()}
 	g.handler.Store(h)
 	g.rot = rotator.New(src, rotator.Options{
 		Source: c.Source,
@@ -103,11 +115,15 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 			} else if errors.Is(s.Err, rotator.ErrNoMFACode) {
 				d.onceW.Do(func() { close(d.waiting) })
 			}
-			g.once.Do(func() {
-				close(g.first)
-				// The daemon is ready once its first source has tried.
-				d.once.Do(func() { close(d.ready) })
-			})
+			if s.Credentials.HasKeys() && s.Err == nil {
+				g.onceOK.Do(func() { close(g.ok) })
+			} else if s.Err != nil && !s.Credentials.HasKeys() && g.failingSince.Load() == nil {
+				at := s.ErrAt
+				g.failingSince.Store(&at)
+			}
+			// The daemon is ready once its first source has tried.
+			d.once.Do(func() { close(d.ready) })
+			g.changed.signal()
 		},
 		Observe: d.metrics.observeFetch,
 		Log:     d.log.With().Str("component", "rotator").Logger(),
@@ -115,9 +131,10 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 	return g, nil
 }
 
-// start runs the generation's rotator until stop.
+// start runs the generation's rotator until stop, which waits for it.
 func (g *generation) start(ctx context.Context) {
 	ctx, g.cancel = context.WithCancel(ctx)
+	g.ended = ctx.Done()
 	go func() {
 		defer close(g.done)
 		_ = g.rot.Run(ctx)
@@ -129,10 +146,24 @@ func (g *generation) stop() {
 	<-g.done
 }
 
-// serve binds every listener, runs the rotator, prints the export line once
-// the first attempt to get credentials is done, reloads on each value from
-// hup, and blocks until ctx ends; then it drains requests in flight.
+// serve opens the admin socket, binds every listener, runs the rotator,
+// prints the export line once the first attempt to get credentials is
+// done, reloads on each value from hup and each imdsd reload, and blocks
+// until ctx ends; then it drains requests in flight. It fails at once,
+// before binding anything, when the admin socket is another imdsd's or
+// is not safe to use.
 func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Signal, reload reloadFunc) error {
+	d.mu.Lock()
+	adminPath := d.cfg.AdminSocket
+	d.mu.Unlock()
+	// The admin socket comes first: a second imdsd given the same one
+	// must not start and leave imdsd status talking to the first.
+	stopAdmin, err := d.serveAdmin(adminPath, d.log.With().Str("component", "admin").Logger())
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+
 	d.mu.Lock()
 	lns, err := listenAll(d.cfg.Listen)
 	if err != nil {
@@ -144,15 +175,7 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 		d.startServer(d.cfg.Listen[i], ln, errc)
 	}
 	d.gen.start(ctx)
-	adminPath := d.cfg.AdminSocket
 	d.mu.Unlock()
-	stopAdmin, aerr := d.serveAdmin(ctx, adminPath, d.log.With().Str("component", "admin").Logger())
-	if aerr != nil {
-		// Serving credentials matters more than status: go on without.
-		d.log.Error().Err(aerr).Msg("admin API unavailable; imdsd status, creds and mfa will not work")
-		stopAdmin = func() {}
-	}
-	defer stopAdmin()
 
 	select {
 	case <-d.ready:
@@ -175,26 +198,47 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 			sdNotify("READY=1\nSTATUS=waiting for an MFA code: run imdsd mfa CODE")
 			waiting = nil
 		case <-hup:
-			_ = d.reload(ctx, reload, errc) // logged
+			_, _ = d.reload(ctx, reload, errc) // logged
 		case reply := <-d.reloads:
-			reply <- d.reload(ctx, reload, errc)
+			p, rerr := d.reload(ctx, reload, errc)
+			reply <- reloadStarted{pending: p, err: rerr}
 		}
 	}
+	close(d.quit)
 
 	sdNotify("STOPPING=1")
 	d.log.Info().Msg("shutting down")
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	servers := make([]*http.Server, 0, len(d.servers))
+	for _, srv := range d.servers {
+		servers = append(servers, srv)
+	}
+	d.mu.Unlock()
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	for _, srv := range d.servers {
+	for _, srv := range servers {
 		if e := srv.Shutdown(sctx); e != nil {
 			err = errors.Join(err, fmt.Errorf("drain: %w", e))
 		}
 	}
-	d.gen.stop()
-	d.wg.Wait()
+	d.stopSources()
+	d.drains.Wait()
 	return err
+}
+
+// stopSources stops the running generation and a pending one, and waits
+// for every goroutine on d.wg. It never waits holding d.mu: a pending
+// source's supervisor takes it to switch over.
+func (d *daemon) stopSources() {
+	d.mu.Lock()
+	p, g := d.pending, d.gen
+	d.pending = nil // it can no longer take over; its supervisor stops it
+	d.mu.Unlock()
+	if p != nil {
+		p.cancel()
+	}
+	g.stop()
+	d.wg.Wait()
 }
 
 // current returns the running configuration and rotator.
@@ -209,85 +253,95 @@ type reloadFunc func(ctx context.Context) (Config, rotator.Fetcher, error)
 
 // reload switches to the configuration reload returns. An invalid one is
 // refused with its errors and the running one stays. Listeners whose
-// address did not change keep their sockets; tokens stay valid; a changed
-// source takes over after its first fetch, the old one serving until then.
-func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- error) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// address did not change keep their sockets; tokens stay valid.
+//
+// A changed source does not take over at once: it starts beside the
+// running one as the pending generation, returned, and takes over on its
+// first success, or when the running source has no valid credentials left
+// (reload_source.go). Until then the running configuration serves, on its
+// listeners and on those the new one adds. A further reload replaces a
+// pending generation. reload never waits for a source: the admin API must
+// answer while STS does not.
+func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- error) (*generation, error) {
 	sdNotify("RELOADING=1")
 	defer sdNotify("READY=1") // systemd needs it to end the reload, ready or not
 	d.log.Info().Msg("reloading configuration")
+	refuse := func(err error) (*generation, error) {
+		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
+		return nil, err
+	}
+	// Reading files and building clients happens outside d.mu, which the
+	// admin API needs; reloads are serialised by serve's loop.
 	c, src, err := reload(ctx)
 	if err != nil {
-		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-		return err
+		return refuse(err)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	old := d.cfg
 	if c.LogFormat != old.LogFormat || c.LogLevel != old.LogLevel {
 		d.log.Warn().Msg("log_format and log_level take effect at the next restart")
 	}
+	if c.AdminSocket != old.AdminSocket {
+		d.log.Warn().Str("admin", old.AdminSocket).Msg("admin_socket takes effect at the next restart")
+	}
+	same := sameSource(old, c)
+	want := c.Listen
+	if !same {
+		// The running source keeps serving its listeners until the new
+		// one takes over.
+		want = unionOf(old.Listen, c.Listen)
+	}
 	var added []string
-	for _, a := range c.Listen {
+	for _, a := range want {
 		if d.servers[a] == nil {
 			added = append(added, a)
 		}
 	}
 	lns, err := listenAll(added)
 	if err != nil {
-		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-		return err
+		return refuse(err)
 	}
-
-	g := d.gen
-	if sameSource(old, c) {
-		h, err := d.newHandler(c)
-		if err != nil {
-			closeAll(lns)
-			d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-			return err
-		}
-		// Store first, then publish the latest state: a publish racing
-		// with the switch lands in h either way.
-		g.handler.Store(h)
-		h.Publish(snapshotOf(g.rot.State()))
+	var h *imds.Handler
+	var ng *generation
+	if same {
+		h, err = d.newHandler(c)
 	} else {
-		ng, err := d.newGeneration(c, src)
-		if err != nil {
-			closeAll(lns)
-			d.log.Error().Err(err).Msg("configuration refused; the running one stays")
-			return err
-		}
-		ng.start(context.WithoutCancel(ctx))
-		select {
-		case <-ng.first:
-		case <-ctx.Done():
-			ng.stop()
-			closeAll(lns)
-			return ctx.Err()
-		}
-		g.stop()
-		d.gen, g = ng, ng
+		ng, err = d.newGeneration(c, src)
 	}
-	d.served.p.Store(g.handler.Load())
+	if err != nil {
+		closeAll(lns)
+		return refuse(err)
+	}
 
 	for i, ln := range lns {
 		d.startServer(added[i], ln, errc)
 	}
-	for addr, srv := range d.servers {
-		if !slices.Contains(c.Listen, addr) {
-			delete(d.servers, addr)
-			go func() {
-				sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-				defer cancel()
-				_ = srv.Shutdown(sctx)
-			}()
-			d.log.Info().Str("addr", addr).Msg("stopped listening")
-		}
+	if p := d.pending; p != nil {
+		d.pending = nil
+		p.cancel() // its supervisor waits for it
+		d.log.Info().Str("source", p.cfg.Source).Msg("pending source replaced by this reload")
 	}
-	d.cfg = c
-	d.log.Info().Str("source", c.Source).Bool("source_changed", !sameSource(old, c)).
-		Strs("listen", c.Listen).Msg("configuration reloaded")
-	return nil
+	d.dropListeners(want)
+	if same {
+		g := d.gen
+		// Store first, then publish the latest state: a publish racing
+		// with the switch lands in h either way.
+		g.handler.Store(h)
+		h.Publish(snapshotOf(g.rot.State()))
+		g.cfg = c
+		d.cfg = c
+		d.served.p.Store(h)
+		d.log.Info().Str("source", c.Source).Bool("source_changed", false).
+			Strs("listen", c.Listen).Msg("configuration reloaded")
+		return nil, nil
+	}
+	d.pending = ng
+	ng.start(context.WithoutCancel(ctx))
+	running := d.gen
+	d.wg.Go(func() { d.supervise(ng, running) })
+	d.log.Info().Str("source", c.Source).Msg("new source starting; the running one serves until it obtains credentials")
+	return ng, nil
 }
 
 // sameSource reports whether a and b describe the same credential source,
@@ -295,7 +349,7 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 func sameSource(a, b Config) bool {
 	strip := func(c Config) Config {
 		c.Listen, c.TokenMode, c.AllowClient, c.RoleName, c.Region = nil, "", nil, "", ""
-		c.LogFormat, c.LogLevel = "", ""
+		c.LogFormat, c.LogLevel, c.AdminSocket = "", "", ""
 		return c
 	}
 	return reflect.DeepEqual(strip(a), strip(b))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -19,11 +18,7 @@ import (
 // its whole answer, serve returns nil (exit 0), and afterwards nothing
 // listens.
 func TestShutdownDrains(t *testing.T) {
-	dir, err := os.MkdirTemp("/tmp", "imdsd-drain-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := tempDir(t, "imdsd-drain-")
 	c := defaultConfig()
 	c.Listen = []string{freeAddr(t)}
 	c.AdminSocket = filepath.Join(dir, "admin.sock")
@@ -44,6 +39,7 @@ func TestShutdownDrains(t *testing.T) {
 	// server was closing, which any HTTP server may do) was never taken.
 	var ok, untaken atomic.Int64
 	var stopping atomic.Bool
+	answered := make(chan struct{}) // a receive waits for one more complete answer
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -67,10 +63,17 @@ func TestShutdownDrains(t *testing.T) {
 					return
 				}
 				ok.Add(1)
+				select {
+				case answered <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Shut down once requests are flowing on every connection.
+	for range 40 {
+		within(t, answered, "an answer before the shutdown")
+	}
 	stopping.Store(true)
 	cancel()
 	if err := <-done; err != nil {

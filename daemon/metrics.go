@@ -44,10 +44,11 @@ func (m *metrics) observeFetch(took time.Duration, err error) {
 	m.sumMicros.Add(uint64(took.Microseconds()))
 }
 
-// write renders the Prometheus text exposition format (version 0.0.4).
-// Hand-written: five families do not justify client_golang, whose
-// registry would double the daemon's idle memory.
-func (m *metrics) write(w io.Writer, st rotator.State, now time.Time) {
+// write renders the Prometheus text exposition format (version 0.0.4)
+// for the running source's state st; pending says whether a reloaded
+// source has yet to take over. Hand-written: six families do not justify
+// client_golang, whose registry would double the daemon's idle memory.
+func (m *metrics) write(w io.Writer, st rotator.State, pending bool, now time.Time) {
 	family := func(name, typ, help string) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
@@ -69,6 +70,12 @@ func (m *metrics) write(w io.Writer, st rotator.State, now time.Time) {
 	fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", n)
 	fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_sum %g\n", float64(m.sumMicros.Load())/1e6)
 	fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_count %d\n", n)
+	family("imdsd_reload_pending", "gauge", "1 while a reloaded source has not obtained credentials and the previous one still serves, else 0.")
+	p := 0
+	if pending {
+		p = 1
+	}
+	fmt.Fprintf(w, "imdsd_reload_pending %d\n", p)
 	family("imdsd_http_requests_total", "counter", "IMDS requests by route and status.")
 	m.requests.Each(func(route string, status int, n uint64) {
 		fmt.Fprintf(w, "imdsd_http_requests_total{route=%q,status=\"%d\"} %d\n", route, status, n)
