@@ -16,14 +16,14 @@ func TestImportBoundaries(t *testing.T) {
 	const mod = "github.com/imdsd/imdsd/"
 	forbidden := map[string][]string{
 		"imds": {
-			mod + "rotator", mod + "install", mod + "daemon", mod + "systemd",
+			mod + "rotator", mod + "install", mod + "daemon", mod + "systemd", mod + "launchd",
 			"github.com/kardianos/service",
 			"github.com/aws/aws-sdk-go-v2/service/",
 			"github.com/aws/aws-sdk-go-v2/config",
 			"github.com/aws/aws-sdk-go-v2/credentials",
 		},
 		"rotator": {
-			mod + "imds", mod + "install", mod + "daemon", mod + "systemd",
+			mod + "imds", mod + "install", mod + "daemon", mod + "systemd", mod + "launchd",
 			"github.com/kardianos/service",
 			"github.com/julienschmidt/httprouter",
 		},
@@ -31,9 +31,14 @@ func TestImportBoundaries(t *testing.T) {
 			mod + "imds", mod + "rotator", mod + "daemon",
 			"github.com/aws/",
 		},
-		// Templates only: the standard library and nothing else.
+		// Unit files and their rendering only: the standard library and
+		// nothing else (no kardianos/service: install hands it the text).
 		"systemd": {
-			mod + "imds", mod + "rotator", mod + "install", mod + "daemon",
+			mod + "imds", mod + "rotator", mod + "install", mod + "daemon", mod + "launchd",
+			"github.com/",
+		},
+		"launchd": {
+			mod + "imds", mod + "rotator", mod + "install", mod + "daemon", mod + "systemd",
 			"github.com/",
 		},
 	}

@@ -121,6 +121,19 @@ func TestInstallChild(t *testing.T) {
 	if src == "" {
 		t.Skip("run by TestInstallInMountNamespace only")
 	}
+	// /etc as an overlay whose changes land in a scratch directory: the
+	// install's /etc/imdsd/environment never reaches the host's /etc.
+	scratch := t.TempDir()
+	for _, d := range []string{"up", "work"} {
+		if err := os.Mkdir(filepath.Join(scratch, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=/etc,upperdir=" + filepath.Join(scratch, "up") + ",workdir=" + filepath.Join(scratch, "work")
+	if err := syscall.Mount("overlay", "/etc", "overlay", 0, opts); err != nil {
+		t.Fatalf("mount an overlay on /etc: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount("/etc", syscall.MNT_DETACH) })
 	for _, dir := range []string{"/etc/systemd/system", "/usr/local/bin"} {
 		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); err != nil {
 			t.Fatalf("mount tmpfs on %s: %v", dir, err)
@@ -183,12 +196,15 @@ func TestInstallChild(t *testing.T) {
 			t.Errorf("%s exists", p)
 		}
 	}
-	underscore := func(cmds [][]string) []string {
-		var out []string
-		for _, c := range cmds {
-			out = append(out, strings.Join(c[1:], "_")) // without "systemctl"
+	// section is the text of a file in dry-run output.
+	section := func(out, path string) string {
+		t.Helper()
+		_, after, ok := strings.Cut(out, "# ---- write "+path+" (mode 0644) ----\n")
+		text, _, ok2 := strings.Cut(after, "# ---- end of "+path+" ----\n")
+		if !ok || !ok2 {
+			t.Fatalf("dry-run output has no section for %s:\n%s", path, out)
 		}
-		return out
+		return text
 	}
 
 	// The dry run prints exactly the unit kardianos then writes.
@@ -197,28 +213,19 @@ func TestInstallChild(t *testing.T) {
 		t.Error("install --dry-run ran systemctl")
 	}
 	absent(install.SystemdUnitPath)
-
-	runArgs := []string{"--source", "dev", "--listen", "169.254.169.254:80"}
-	files, cmds, err := install.Plan("linux", exe, runArgs, install.ServiceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	imdsd(0, "install", "--", "--source", "dev")
 	unit := read(install.SystemdUnitPath)
-	if diff := cmp.Diff(files[0].Content, unit); diff != "" {
-		t.Errorf("installed unit differs from install.Plan (-plan +installed):\n%s", diff)
-	}
-	if !strings.Contains(dry, "\n"+unit+"# ---- end of "+install.SystemdUnitPath) {
-		t.Errorf("install --dry-run did not print the unit kardianos wrote:\n%s", dry)
+	if diff := cmp.Diff(section(dry, install.SystemdUnitPath), unit); diff != "" {
+		t.Errorf("installed unit differs from the dry run's (-dry-run +installed):\n%s", diff)
 	}
 	if !strings.Contains(unit, "\nExecStart=/usr/local/bin/imdsd \"run\" \"--source\" \"dev\" \"--listen\" \"169.254.169.254:80\"\n") {
 		t.Errorf("ExecStart of\n%s", unit)
 	}
-	if fi, err := os.Stat(install.SystemdUnitPath); err != nil || fi.Mode().Perm() != files[0].Mode {
-		t.Errorf("unit mode: %v, %v; want %v", fi.Mode(), err, files[0].Mode)
+	if fi, err := os.Stat(install.SystemdUnitPath); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("unit mode: %v, %v; want 0644", fi.Mode(), err)
 	}
-	if diff := cmp.Diff(underscore(cmds), calls()); diff != "" {
-		t.Errorf("systemctl calls of install (-plan +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"enable_imdsd.service", "daemon-reload"}, calls()); diff != "" {
+		t.Errorf("systemctl calls of install (-want +got):\n%s", diff)
 	}
 	if out := imdsd(0, "install", "--", "--source", "dev"); !strings.Contains(out, "nothing changed") {
 		t.Errorf("second install: %s", out)
@@ -228,24 +235,47 @@ func TestInstallChild(t *testing.T) {
 	}
 
 	// Other flags: replaced, with the socket.
-	o := install.ServiceOptions{IPv6: true, SocketActivation: true}
-	files, cmds, err = install.Plan("linux", exe, []string{"--source", "dev", "--listen", "169.254.169.254:80", "--listen", "[fd00:ec2::254]:80"}, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dry = imdsd(0, "install", "--dry-run", "--ipv6", "--socket-activation", "--", "--source", "dev")
 	imdsd(0, "install", "--ipv6", "--socket-activation", "--", "--source", "dev")
-	for _, f := range files {
-		if diff := cmp.Diff(f.Content, read(f.Path)); diff != "" {
-			t.Errorf("%s differs from install.Plan (-plan +installed):\n%s", f.Path, diff)
+	for _, p := range []string{install.SystemdUnitPath, install.SystemdSocketPath} {
+		if diff := cmp.Diff(section(dry, p), read(p)); diff != "" {
+			t.Errorf("%s differs from the dry run's (-dry-run +installed):\n%s", p, diff)
 		}
 	}
-	want := append([]string{"disable_imdsd.service", "daemon-reload"}, underscore(cmds)...)
+	want := []string{"disable_imdsd.service", "daemon-reload", "enable_imdsd.service", "daemon-reload", "enable_imdsd.socket"}
 	if diff := cmp.Diff(want, calls()); diff != "" {
 		t.Errorf("systemctl calls of the replacing install (-want +got):\n%s", diff)
 	}
 	imdsd(0, "install", "--ipv6", "--socket-activation", "--", "--source", "dev")
 	if c := calls(); len(c) > 0 {
 		t.Errorf("same install again ran systemctl %q", c)
+	}
+
+	// A command that may carry a secret goes into the environment file
+	// (mode 0600, the user's base credentials kept), never the unit; the
+	// base credentials there satisfy assume-role's check.
+	const base = "AWS_ACCESS_KEY_ID=AKIAINTEGRATION00001\nAWS_SECRET_ACCESS_KEY=integration/secret\n"
+	if err := os.MkdirAll("/etc/imdsd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(install.EnvironmentPath, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const mfa = `printf '%s' "$(cat /etc/imdsd/totp)" # it's $HOME, 100%`
+	imdsd(0, "install", "--ipv6", "--socket-activation", "--", "--source", "assume-role", "--role-arn", "arn:aws:iam::123456789012:role/dev",
+		"--mfa-serial", "arn:aws:iam::123456789012:mfa/dev", "--mfa-command", mfa)
+	calls()
+	if unit := read(install.SystemdUnitPath); strings.Contains(unit, "mfa-command") || strings.Contains(unit, "totp") {
+		t.Errorf("the unit holds the MFA command:\n%s", unit)
+	}
+	envFile := read(install.EnvironmentPath)
+	if fi, err := os.Stat(install.EnvironmentPath); err != nil || fi.Mode().Perm() != 0o600 || !strings.HasPrefix(envFile, base) {
+		t.Errorf("%s (mode %v, %v):\n%s\nwant mode 0600, the base credentials kept", install.EnvironmentPath, fi.Mode(), err, envFile)
+	}
+	// Double quotes, only \ and " escaped: systemd expands nothing there
+	// (make vmtest reads it back with the real systemd).
+	if line := `IMDSD_MFA_COMMAND="printf '%s' \"$(cat /etc/imdsd/totp)\" # it's $HOME, 100%"` + "\n"; !strings.Contains(envFile, "\n"+line) {
+		t.Errorf("%s lacks the line %q:\n%s", install.EnvironmentPath, line, envFile)
 	}
 
 	// What ExecStartPre= does at start, then uninstall takes it all away.
@@ -255,6 +285,9 @@ func TestInstallChild(t *testing.T) {
 	}
 	imdsd(0, "uninstall")
 	want = []string{"disable_--now_imdsd.socket", "stop_imdsd.service", "disable_imdsd.service", "daemon-reload", "daemon-reload"}
+	if env := read(install.EnvironmentPath); env != base {
+		t.Errorf("%s after uninstall:\n%s\nwant only the base credentials", install.EnvironmentPath, env)
+	}
 	if diff := cmp.Diff(want, calls()); diff != "" {
 		t.Errorf("systemctl calls of uninstall (-want +got):\n%s", diff)
 	}

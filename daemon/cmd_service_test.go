@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,12 +28,11 @@ var updateGolden = flag.Bool("update-golden", false, "rewrite daemon/testdata/*.
 const testExe = "/usr/local/bin/imdsd"
 
 // fakeService is a kardianos service.Service that records the calls made
-// to it; Install writes the planned unit under root, as kardianos writes
-// the real one, and Uninstall removes it.
+// to it; Install writes the unit it was configured with under root, as
+// kardianos writes the real one, and Uninstall removes it.
 type fakeService struct {
-	t     *testing.T
 	root  string
-	unit  install.File
+	unit  string // SystemdScript of the last configuration
 	calls []string
 	fail  map[string]error
 }
@@ -53,17 +51,17 @@ func (f *fakeService) Install() error {
 	if err := f.call("Install"); err != nil {
 		return err
 	}
-	p := f.root + f.unit.Path
+	p := f.root + install.SystemdUnitPath
 	if _, err := os.Stat(p); err == nil {
-		return errors.New("Init already exists: " + f.unit.Path)
+		return errors.New("Init already exists: " + install.SystemdUnitPath)
 	}
-	return os.WriteFile(p, []byte(f.unit.Content), f.unit.Mode)
+	return os.WriteFile(p, []byte(f.unit), 0o644)
 }
 func (f *fakeService) Uninstall() error {
 	if err := f.call("Uninstall"); err != nil {
 		return err
 	}
-	return os.Remove(f.root + f.unit.Path)
+	return os.Remove(f.root + install.SystemdUnitPath)
 }
 func (f *fakeService) Logger(chan<- error) (service.Logger, error)       { return nil, nil }
 func (f *fakeService) SystemLogger(chan<- error) (service.Logger, error) { return nil, nil }
@@ -93,14 +91,16 @@ func (r *recorder) run(_ context.Context, name string, args ...string) ([]byte, 
 	return nil, nil
 }
 
-// testEnv is a Linux host with systemd under root, as uid euid. The
-// service the commands build is svc, whose unit is the one planned for
-// args.
+// testEnv is a Linux host with systemd under a temporary Root, as uid
+// euid, whose environment file holds base credentials (the STS sources
+// need them to validate). The service the commands build is svc.
 type testEnv struct {
-	svcEnv
+	install.Host
 	svc *fakeService
 	rec *recorder
 }
+
+const baseCredentials = "AWS_ACCESS_KEY_ID=AKIAEXAMPLEBASE00001\nAWS_SECRET_ACCESS_KEY=base/secret\n"
 
 func newTestEnv(t *testing.T, euid int) *testEnv {
 	t.Helper()
@@ -108,33 +108,26 @@ func newTestEnv(t *testing.T, euid int) *testEnv {
 		t.Skip("the install commands are tested with Linux's service manager and alias commands")
 	}
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755); err != nil {
+	for _, d := range []string{"etc/systemd/system", "etc/imdsd"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, install.EnvironmentPath), []byte(baseCredentials), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	te := &testEnv{svc: &fakeService{t: t, root: root}, rec: &recorder{}}
-	te.svcEnv = svcEnv{
-		goos:       "linux",
-		euid:       func() int { return euid },
-		executable: func() (string, error) { return testExe, nil },
-		run:        te.rec.run,
-		newService: func(_ service.Interface, c *service.Config) (service.Service, error) {
-			// The options ServiceConfig was given, read back from c; the
-			// arguments are plain in these tests, so escaping them again
-			// changes nothing.
-			o := install.ServiceOptions{
-				UserName:         c.UserName,
-				IPv6:             strings.Contains(c.Option["SystemdScript"].(string), "alias add 169.254.169.254 fd00:ec2::254"),
-				SocketActivation: slices.Contains(c.Dependencies, "Requires=imdsd.socket"),
-			}
-			files, _, err := install.Plan("linux", testExe, c.Arguments[1:], o)
-			if err != nil {
-				return nil, err
-			}
-			te.svc.unit, _ = serviceFiles(files)
+	te := &testEnv{svc: &fakeService{root: root}, rec: &recorder{}}
+	te.Host = install.Host{
+		GOOS:       "linux",
+		Platform:   "linux-systemd",
+		Root:       root,
+		Run:        te.rec.run,
+		Euid:       func() int { return euid },
+		Executable: func() (string, error) { return testExe, nil },
+		NewService: func(_ service.Interface, c *service.Config) (service.Service, error) {
+			te.svc.unit, _ = c.Option["SystemdScript"].(string)
 			return te.svc, nil
 		},
-		platform: func() string { return "linux-systemd" },
-		root:     root,
 	}
 	return te
 }
@@ -151,7 +144,7 @@ func (te *testEnv) cmd(t *testing.T, args ...string) (code int, stdout, stderr s
 func (te *testEnv) cmdEnv(t *testing.T, getenv func(string) string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	spec := withSvcEnv(serviceSpec(args[0]), te.svcEnv)
+	spec := withHost(serviceSpec(args[0]), te.Host)
 	code = runCommand(context.Background(), spec, args[1:], cmdIO{getenv: getenv, stdout: &out, stderr: &errOut})
 	return code, out.String(), errOut.String()
 }
@@ -169,25 +162,22 @@ func serviceSpec(name string) commandSpec {
 	return controlSpec(name)
 }
 
-// withSvcEnv is spec with its command running on env instead of this host.
-func withSvcEnv(spec commandSpec, env svcEnv) commandSpec {
+// withHost is spec with its command running on h instead of this host.
+func withHost(spec commandSpec, h install.Host) commandSpec {
 	newCmd := spec.newCmd
 	spec.newCmd = func(cio cmdIO) command {
 		switch c := newCmd(cio).(type) {
 		case *installCmd:
-			c.env = env
-			return c
-		case *uninstallCmd:
-			c.env = env
+			c.host = h
 			return c
 		case *aliasCmd:
-			c.env = env
+			c.host = h
 			return c
 		case *controlCmd:
-			c.env = env
+			c.host = h
 			return c
 		default:
-			panic("withSvcEnv: not a service command")
+			panic("withHost: not a service command")
 		}
 	}
 	return spec
@@ -224,6 +214,7 @@ func TestInstallDryRun(t *testing.T) {
 		unitGolden string // the unit of install/testdata with another ExecStart=
 		sockGolden string
 		wantCmds   string
+		wantEnv    bool   // IMDSD_MFA_COMMAND in the environment file
 		golden     string // the whole output, in daemon/testdata
 	}{
 		{
@@ -246,16 +237,24 @@ func TestInstallDryRun(t *testing.T) {
 		{
 			name:       "listen given, a user, characters systemd would expand",
 			own:        "--user alice",
-			args:       `--listen 127.0.0.1:8169 --source assume-role --role-arn arn:aws:iam::123456789012:role/dev --mfa-serial arn:aws:iam::123456789012:mfa/a --mfa-command x"%$HOME\`,
-			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--listen" "127.0.0.1:8169" "--source" "assume-role" "--role-arn" "arn:aws:iam::123456789012:role/dev" "--mfa-serial" "arn:aws:iam::123456789012:mfa/a" "--mfa-command" "x\"%%$$HOME\\"`,
+			args:       `--listen 127.0.0.1:8169 --source web-identity --role-arn arn:aws:iam::123456789012:role/dev --web-identity-token-file /run/x"%$HOME\`,
+			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--listen" "127.0.0.1:8169" "--source" "web-identity" "--role-arn" "arn:aws:iam::123456789012:role/dev" "--web-identity-token-file" "/run/x\"%%$$HOME\\"`,
 			unitGolden: "linux-imdsd.service.golden",
 			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\n",
+		},
+		{
+			name:       "a command that may carry a secret goes to the environment file",
+			args:       roleArgs + " --mfa-serial arn:aws:iam::123456789012:mfa/a --mfa-command oathtool-SECRET",
+			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--source" "assume-role" "--role-arn" "arn:aws:iam::123456789012:role/dev" "--mfa-serial" "arn:aws:iam::123456789012:mfa/a" "--listen" "169.254.169.254:80"`,
+			unitGolden: "linux-imdsd.service.golden",
+			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\n",
+			wantEnv:    true,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			te := newTestEnv(t, 1000) // --dry-run needs no root
-			te.newService = func(service.Interface, *service.Config) (service.Service, error) {
+			te.NewService = func(service.Interface, *service.Config) (service.Service, error) {
 				t.Fatal("--dry-run built a service")
 				return nil, nil
 			}
@@ -282,13 +281,21 @@ func TestInstallDryRun(t *testing.T) {
 			} else if strings.Contains(out, install.SystemdSocketPath) {
 				t.Errorf("dry-run without --socket-activation mentions %s", install.SystemdSocketPath)
 			}
-			if !strings.Contains(out, "# ---- run ----\n"+tc.wantCmds+"\n") {
-				t.Errorf("dry-run commands: want\n%s\nin\n%s", tc.wantCmds, out)
+			cmds := "# ---- end of " + install.SystemdUnitPath + " ----\n" + tc.wantCmds
+			if tc.sockGolden != "" {
+				cmds = strings.Replace(cmds, "systemctl enable imdsd.socket\n", "\nsystemctl enable imdsd.socket\n", 1)
+			}
+			if !strings.Contains(out, cmds) {
+				t.Errorf("dry-run commands: want\n%s\nin\n%s", cmds, out)
+			}
+			envLine := "\nIMDSD_MFA_COMMAND=… (not shown: it may carry a secret)\n"
+			if strings.Contains(out, envLine) != tc.wantEnv || strings.Contains(out, "SECRET") {
+				t.Errorf("dry-run: the environment file's line %q present = %v, want %v, and never the value:\n%s", envLine, !tc.wantEnv, tc.wantEnv, out)
 			}
 			if len(te.rec.calls) > 0 {
 				t.Errorf("dry-run ran %q", te.rec.calls)
 			}
-			if entries, _ := os.ReadDir(filepath.Join(te.root, "etc/systemd/system")); len(entries) > 0 {
+			if entries, _ := os.ReadDir(filepath.Join(te.Root, "etc/systemd/system")); len(entries) > 0 {
 				t.Errorf("dry-run wrote %v", entries)
 			}
 			if tc.golden != "" {
@@ -318,17 +325,17 @@ func TestInstallDryRunTouchesNothing(t *testing.T) {
 			t.Skipf("%s exists on this host already", p)
 		}
 	}
-	e := hostSvcEnv()
+	e := install.LocalHost()
 	rec := &recorder{}
-	e.run = rec.run
-	e.newService = func(service.Interface, *service.Config) (service.Service, error) {
+	e.Run = rec.run
+	e.NewService = func(service.Interface, *service.Config) (service.Service, error) {
 		t.Fatal("--dry-run built a service")
 		return nil, nil
 	}
 	var out, errOut bytes.Buffer
 	args := []string{"--dry-run", "--socket-activation", "--ipv6", "--", "--source", "dev"}
 	cio := cmdIO{getenv: func(string) string { return "" }, stdout: &out, stderr: &errOut}
-	if code := runCommand(context.Background(), withSvcEnv(installSpec, e), args, cio); code != exitOK {
+	if code := runCommand(context.Background(), withHost(installSpec, e), args, cio); code != exitOK {
 		t.Fatalf("install --dry-run: exit %d: %s", code, errOut.String())
 	}
 	for _, p := range paths {
@@ -360,11 +367,15 @@ func TestInstallRefuses(t *testing.T) {
 			"imdsd install: invalid configuration:\n" +
 				"  listen: must be host:port with an IP address or localhost, e.g. 127.0.0.1:8169 or [::1]:8169 (got \"0.0.0.0\")\n"},
 		{"socket activation with listen", 0, []string{"--socket-activation", "--", "--listen", "127.0.0.1:80"}, exitUsage,
-			"imdsd install: --socket-activation: the service serves what imdsd.socket binds (169.254.169.254:80); drop --listen\n"},
+			"imdsd install: --socket-activation: the service serves what imdsd.socket binds (169.254.169.254:80); drop --listen\n" +
+				"Run 'imdsd install --help' for its flags and examples.\n"},
 		{"stray argument", 0, []string{"dev"}, exitUsage,
-			"imdsd install: unexpected argument \"dev\": the run flags after \"--\" are flags only\n"},
+			"imdsd install: unexpected argument \"dev\": the run flags after \"--\" are flags only\n" +
+				"Run 'imdsd install --help' for its flags and examples.\n"},
 		{"run flag before --", 0, []string{"--source", "dev"}, exitUsage,
-			"imdsd install: --source: unknown flag; imdsd run's flags go after \"--\", e.g. imdsd install -- --source …\n" +
+			"imdsd install:\n" +
+				"  --source: unknown flag; imdsd run's flags go after \"--\", e.g. imdsd install -- --source …\n" +
+				"  unexpected argument \"dev\": the run flags after \"--\" are flags only\n" +
 				"Run 'imdsd install --help' for its flags and examples.\n"},
 	}
 	for _, tc := range tests {
@@ -402,8 +413,8 @@ func TestInstallIgnoresShellEnvironment(t *testing.T) {
 // another one replaces the unit, uninstall removes everything twice over.
 func TestInstallUninstallIdempotent(t *testing.T) {
 	te := newTestEnv(t, 0)
-	unitPath := filepath.Join(te.root, install.SystemdUnitPath)
-	sockPath := filepath.Join(te.root, install.SystemdSocketPath)
+	unitPath := filepath.Join(te.Root, install.SystemdUnitPath)
+	sockPath := filepath.Join(te.Root, install.SystemdSocketPath)
 	step := func(wantCode int, wantOut, wantCalls string, wantCmds []string, args ...string) {
 		t.Helper()
 		te.svc.calls, te.rec.calls = nil, nil
@@ -456,10 +467,10 @@ func TestInstallUninstallIdempotent(t *testing.T) {
 
 func TestUninstallDryRun(t *testing.T) {
 	te := newTestEnv(t, 1000)
-	if err := os.WriteFile(filepath.Join(te.root, install.SystemdUnitPath), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(te.Root, install.SystemdUnitPath), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(te.root, install.SystemdSocketPath), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(te.Root, install.SystemdSocketPath), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := te.cmd(t, "uninstall", "--dry-run")

@@ -1,11 +1,12 @@
 package install
 
 import (
+	"net/netip"
 	"runtime"
-	"strings"
 
 	"github.com/kardianos/service"
 
+	"github.com/imdsd/imdsd/launchd"
 	"github.com/imdsd/imdsd/systemd"
 )
 
@@ -24,8 +25,8 @@ type ServiceOptions struct {
 	// fd00:ec2::254.
 	IPv6 bool
 	// SocketActivation (Linux) has systemd bind port 80 through
-	// imdsd.socket (systemd.Socket; the caller installs and enables it),
-	// and the service runs without CAP_NET_BIND_SERVICE.
+	// imdsd.socket (systemd.Socket, written and enabled by the install's
+	// steps), and the service runs without CAP_NET_BIND_SERVICE.
 	SocketActivation bool
 }
 
@@ -34,14 +35,16 @@ const (
 	serviceName        = "imdsd"
 	linuxUser          = "imdsd"
 	windowsUser        = `NT AUTHORITY\LocalService`
-	restartDelay       = "2s"
-	windowsResetPeriod = 60 // seconds without failure before Windows forgets earlier ones
+	restartDelay       = "2s" // Windows; the unit and plist say the same
+	windowsResetPeriod = 60   // seconds without failure before Windows forgets earlier ones
 	description        = "EC2 instance metadata service (IMDS) emulator: serves AWS credentials it renews from STS"
 )
 
 // ServiceConfig is the kardianos/service configuration of the imdsd service
-// on this OS: exe run with `run` and args. The systemd unit and launchd plist
-// templates come from the systemd package. It does not touch the host.
+// on this OS: exe run with `run` and args. On Linux and macOS it carries
+// the unit or plist fully rendered (packages systemd and launchd), which
+// kardianos's template engine passes through unchanged: what --dry-run
+// prints is what kardianos writes. It does not touch the host.
 func ServiceConfig(exe string, args []string, o ServiceOptions) *service.Config {
 	return serviceConfig(runtime.GOOS, exe, args, o)
 }
@@ -58,7 +61,6 @@ func serviceConfig(goos, exe string, args []string, o ServiceOptions) *service.C
 		UserName:    o.UserName,
 		Option:      service.KeyValue{},
 	}
-	so := systemd.Options{IPv6: o.IPv6, SocketActivation: o.SocketActivation}
 	switch goos {
 	case "windows":
 		if c.UserName == "" {
@@ -71,35 +73,25 @@ func serviceConfig(goos, exe string, args []string, o ServiceOptions) *service.C
 		c.Option["OnFailureDelayDuration"] = restartDelay
 		c.Option["OnFailureResetPeriod"] = windowsResetPeriod
 	case "darwin":
-		c.Option["LaunchdConfig"] = systemd.Launchd(so)
-		c.Option["RunAtLoad"] = true
-	default: // linux: systemd. Other init systems get kardianos's own scripts.
+		c.Option["LaunchdConfig"] = launchd.Plist(launchd.Daemon{Exe: exe, Args: c.Arguments, User: c.UserName, IPv6: o.IPv6})
+	default: // linux: systemd. Install refuses other init systems.
 		if c.UserName == "" {
 			c.UserName = linuxUser
 		}
-		// Wants= pulls network-online.target in: After= alone only orders.
-		c.Dependencies = []string{"Wants=network-online.target", "After=network-online.target"}
-		if o.SocketActivation {
-			c.Dependencies = append(c.Dependencies, "Requires=imdsd.socket", "After=imdsd.socket")
-		}
-		c.Arguments = systemdArgs(c.Arguments)
-		c.Option["SystemdScript"] = systemd.Service(so)
-		c.Option["Restart"] = "on-failure"
+		c.Option["SystemdScript"] = systemd.Service(systemd.Unit{
+			Exe: exe, Args: c.Arguments, User: c.UserName,
+			Options: systemd.Options{IPv6: o.IPv6, SocketActivation: o.SocketActivation},
+		})
 	}
 	return c
 }
 
-// systemdEscaper escapes what systemd would still interpret in an ExecStart=
-// word that kardianos's cmd function has put in double quotes (escaping
-// only the quote): backslashes (C escapes), % (unit specifiers) and $
-// (environment variables), so that an argument such as
-// --mfa-command 'date +%s' reaches imdsd run unchanged.
-var systemdEscaper = strings.NewReplacer(`\`, `\\`, `%`, `%%`, `$`, `$$`)
-
-func systemdArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = systemdEscaper.Replace(a)
+// ListenAddrs are the addresses the installed service serves unless told
+// otherwise: port 80 of the IMDS addresses, as imdsd.socket binds them.
+func ListenAddrs(o ServiceOptions) []string {
+	addrs := []string{netip.AddrPortFrom(IMDSv4, 80).String()}
+	if o.IPv6 {
+		addrs = append(addrs, netip.AddrPortFrom(IMDSv6, 80).String())
 	}
-	return out
+	return addrs
 }

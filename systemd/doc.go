@@ -1,11 +1,13 @@
-// Package systemd holds the service definitions imdsd installs, as embedded
-// files: the systemd unit template (imdsd.service), the socket unit for
-// socket activation (imdsd.socket) and the launchd plist template
-// (imdsd.plist). The install package hands the templates to
-// kardianos/service (options SystemdScript and LaunchdConfig), which renders
-// them with its own small template engine: keys are written {{Path}},
-// {{UserName}}, {{range Arguments}}…{{end}}, without the dot of
-// text/template.
+// Package systemd holds the systemd units imdsd installs, as embedded
+// files: imdsd.service, with the placeholders {{Path}}, {{Arguments}} and
+// {{UserName}}, and imdsd.socket for socket activation. Service renders the
+// unit for one install, Socket the socket unit; the launchd plist is
+// package launchd's.
+//
+// A rendered unit is complete. Package install hands it to kardianos/service
+// as its SystemdScript option, whose own small template engine passes a text
+// without "{{" through unchanged: imdsd's units are not kardianos templates,
+// so --dry-run prints exactly the file kardianos writes.
 //
 // It owns the text of those files and the few variants install asks for
 // (IPv6 alias and listener, socket activation); it makes no host change and
@@ -35,6 +37,13 @@
 //     account of that name exists (an admin created it to put people in its
 //     group for the admin socket, or the install names a real user whose
 //     profile imdsd reads), systemd uses it instead of a dynamic one.
+//   - LimitCORE=0: a crash never writes a core dump, which would put the
+//     credentials imdsd holds in memory on disk (the security issue).
+//   - EnvironmentFile=-/etc/imdsd/environment (mode 0600, read by systemd
+//     as root): base credentials, and the run flags that may carry secrets
+//     (--mfa-command, --web-identity-token-command,
+//     --saml-assertion-command), which imdsd install writes there as
+//     IMDSD_* variables instead of into this world-readable unit.
 //   - Only CAP_NET_BIND_SERVICE, for port 80 (socket activation drops even
 //     that). ProtectHome=read-only lets a service running as a real user
 //     read its ~/.aws profile; everything else is read-only

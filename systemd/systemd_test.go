@@ -1,55 +1,12 @@
 package systemd_test
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/imdsd/imdsd/systemd"
 )
-
-// The keys kardianos/service v1.3.0 passes to each template (the data maps
-// of (*systemd).Install and (*darwinLaunchdService).Install) and the
-// pipeline functions it offers. A key outside these fails at install time
-// with "unknown template key".
-var (
-	systemdKeys = []string{"Description", "Path", "Name", "Dependencies", "Arguments", "ChRoot",
-		"WorkingDirectory", "UserName", "ReloadSignal", "PIDFile", "LogDirectory",
-		"OutputFileSupport", "LimitNOFILE", "Restart", "SuccessExitStatus", "EnvVars", "."}
-	systemdFuncs = []string{"cmd", "cmdEscape"}
-	launchdKeys  = []string{"Name", "Path", "Arguments", "ChRoot", "UserName", "WorkingDirectory",
-		"KeepAlive", "RunAtLoad", "SessionCreate", "StandardOutPath", "StandardErrorPath", "EnvVars", "."}
-	launchdFuncs = []string{"html"}
-)
-
-var action = regexp.MustCompile(`\{\{-?\s*(.*?)\s*-?\}\}`)
-
-// checkKeys fails on any action kardianos could not render.
-func checkKeys(t *testing.T, name, tmpl string, keys, funcs []string) {
-	t.Helper()
-	for _, m := range action.FindAllStringSubmatch(tmpl, -1) {
-		parts := strings.Split(m[1], "|")
-		words := strings.Fields(parts[0])
-		switch {
-		case len(words) == 1 && (words[0] == "end" || words[0] == "else"):
-			continue
-		case len(words) == 2 && (words[0] == "if" || words[0] == "range"):
-			words = words[1:]
-		case len(words) != 1:
-			t.Errorf("%s: action %q: want one key", name, m[0])
-			continue
-		}
-		if !slices.Contains(keys, words[0]) {
-			t.Errorf("%s: action %q: key %q is not one kardianos provides", name, m[0], words[0])
-		}
-		for _, f := range parts[1:] {
-			if !slices.Contains(funcs, strings.TrimSpace(f)) {
-				t.Errorf("%s: action %q: function %q is not one kardianos provides", name, m[0], f)
-			}
-		}
-	}
-}
 
 func variants() map[string]systemd.Options {
 	return map[string]systemd.Options{
@@ -60,20 +17,24 @@ func variants() map[string]systemd.Options {
 	}
 }
 
-func TestTemplatesUseKardianosKeys(t *testing.T) {
-	for name, o := range variants() {
-		checkKeys(t, name+" imdsd.service", systemd.Service(o), systemdKeys, systemdFuncs)
-		checkKeys(t, name+" imdsd.plist", systemd.Launchd(o), launchdKeys, launchdFuncs)
-		if s := systemd.Socket(o); strings.Contains(s, "{{") {
-			t.Errorf("%s imdsd.socket: is a plain unit, has a template action", name)
-		}
-	}
+func hasLine(text, line string) bool {
+	return slices.Contains(strings.Split(text, "\n"), line)
 }
 
-// hasLine reports whether line is a whole line of text, once the {{end}}
-// closing the previous line's conditional is dropped.
-func hasLine(text, line string) bool {
-	return slices.Contains(strings.Split(strings.ReplaceAll(text, "{{end}}", ""), "\n"), line)
+// TestServiceComplete: every placeholder is filled in, so that
+// kardianos/service's template engine has nothing to expand.
+func TestServiceComplete(t *testing.T) {
+	for name, o := range variants() {
+		for _, user := range []string{"", "imdsd"} {
+			s := systemd.Service(systemd.Unit{Exe: "/usr/bin/imdsd", Args: []string{"run"}, User: user, Options: o})
+			if strings.Contains(s, "{{") || strings.Contains(s, "}}") {
+				t.Errorf("%s, user %q: a placeholder is left:\n%s", name, user, s)
+			}
+			if got := hasLine(s, "User=imdsd"); got != (user != "") {
+				t.Errorf("%s, user %q: User= line present = %v", name, user, got)
+			}
+		}
+	}
 }
 
 func TestServiceVariants(t *testing.T) {
@@ -81,6 +42,8 @@ func TestServiceVariants(t *testing.T) {
 		"Type=notify",
 		"DynamicUser=yes",
 		"NoNewPrivileges=yes",
+		"LimitCORE=0",
+		"EnvironmentFile=-/etc/imdsd/environment",
 		"ProtectSystem=strict",
 		"ProtectHome=read-only",
 		"PrivateTmp=yes",
@@ -102,25 +65,27 @@ func TestServiceVariants(t *testing.T) {
 		"RuntimeDirectory=imdsd",
 		"RuntimeDirectoryMode=0750",
 		"RestartSec=2",
-		"Restart={{Restart}}",
+		"Restart=on-failure",
+		"Wants=network-online.target",
+		"After=network-online.target",
+		"ExecReload=/usr/bin/imdsd reload",
 	}
 	for name, o := range variants() {
 		t.Run(name, func(t *testing.T) {
-			s := systemd.Service(o)
+			s := systemd.Service(systemd.Unit{Exe: "/usr/bin/imdsd", Args: []string{"run"}, User: "imdsd", Options: o})
 			for _, l := range always {
 				if !hasLine(s, l) {
 					t.Errorf("Service(%+v) lacks line %q", o, l)
 				}
 			}
-			pre := "ExecStartPre=+{{Path | cmdEscape}} alias add 169.254.169.254"
+			pre := "ExecStartPre=+/usr/bin/imdsd alias add 169.254.169.254"
 			if o.IPv6 {
 				pre += " fd00:ec2::254"
 			}
 			if !hasLine(s, pre) {
 				t.Errorf("Service(%+v) lacks line %q", o, pre)
 			}
-			capLines := []string{"AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"}
-			for _, l := range capLines {
+			for _, l := range []string{"AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"} {
 				if hasLine(s, l) == o.SocketActivation {
 					t.Errorf("Service(%+v): line %q present = %v, want %v", o, l, !o.SocketActivation, !o.SocketActivation)
 				}
@@ -131,7 +96,33 @@ func TestServiceVariants(t *testing.T) {
 			if strings.Contains(s, "AmbientCapabilities=") && o.SocketActivation {
 				t.Errorf("Service(%+v) grants an ambient capability", o)
 			}
+			for _, l := range []string{"Requires=imdsd.socket", "After=imdsd.socket"} {
+				if hasLine(s, l) != o.SocketActivation {
+					t.Errorf("Service(%+v): line %q present = %v, want %v", o, l, !o.SocketActivation, o.SocketActivation)
+				}
+			}
 		})
+	}
+}
+
+// TestServiceExecStart: each argument is one double-quoted word that
+// systemd passes on unchanged, and the path is written as kardianos wrote
+// it. systemd-analyze verify checks the result (install's
+// TestSystemdAnalyzeVerify).
+func TestServiceExecStart(t *testing.T) {
+	u := systemd.Unit{Exe: "/opt/my imdsd/imdsd", Args: []string{"run", "--tag", `a b"c`, `%h $HOME \n` + "\nx"}}
+	s := systemd.Service(u)
+	want := `ExecStart=/opt/my\x20imdsd/imdsd "run" "--tag" "a b\"c" "%%h $$HOME \\n\nx"`
+	if !hasLine(s, want) {
+		t.Errorf("Service lacks line %q:\n%s", want, s)
+	}
+	if !hasLine(s, `ConditionFileIsExecutable=/opt/my\x20imdsd/imdsd`) {
+		t.Errorf("Service lacks the escaped path in ConditionFileIsExecutable=:\n%s", s)
+	}
+	// A value is never read again as a placeholder.
+	s = systemd.Service(systemd.Unit{Exe: "/x", Args: []string{"{{UserName}}"}, User: "u"})
+	if !hasLine(s, `ExecStart=/x "{{UserName}}"`) {
+		t.Errorf("placeholder text in an argument was expanded:\n%s", s)
 	}
 }
 
@@ -147,20 +138,8 @@ func TestSocket(t *testing.T) {
 			if got := hasLine(s, "ListenStream=[fd00:ec2::254]:80"); got != o.IPv6 {
 				t.Errorf("Socket(%+v): IPv6 listener present = %v, want %v", o, got, o.IPv6)
 			}
-		})
-	}
-}
-
-func TestLaunchd(t *testing.T) {
-	for name, o := range variants() {
-		t.Run(name, func(t *testing.T) {
-			s := systemd.Launchd(o)
-			want := `"$0" alias add 169.254.169.254 &amp;&amp; exec "$0" "$@"`
-			if o.IPv6 {
-				want = `"$0" alias add 169.254.169.254 fd00:ec2::254 &amp;&amp; exec "$0" "$@"`
-			}
-			if !strings.Contains(s, "<string>"+want+"</string>") {
-				t.Errorf("Launchd(%+v) lacks the alias wrapper %q", o, want)
+			if strings.Contains(s, "{{") {
+				t.Errorf("Socket(%+v) has a placeholder", o)
 			}
 		})
 	}
