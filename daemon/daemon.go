@@ -61,7 +61,7 @@ func (r *handlerRef) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // generation is one credential source: its rotator and the handler it
 // feeds, built from one configuration.
 type generation struct {
-	cfg     Config
+	cfg     Config // as built; d.cfg is the running one
 	handler atomic.Pointer[imds.Handler]
 	rot     *rotator.Rotator
 	ok      chan struct{} // closed at the first success
@@ -329,7 +329,6 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		// with the switch lands in h either way.
 		g.handler.Store(h)
 		h.Publish(snapshotOf(g.rot.State()))
-		g.cfg = c
 		d.cfg = c
 		d.served.p.Store(h)
 		d.log.Info().Str("source", c.Source).Bool("source_changed", false).
