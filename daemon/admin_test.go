@@ -65,17 +65,18 @@ func tempDir(t *testing.T, prefix string) string {
 }
 
 // startDaemon serves c with src until the test ends. c.Listen and
-// c.AdminSocket are set by it unless given.
+// c.AdminSocket are set by it unless given: a port the kernel picks when
+// the daemon binds it, and a directory of the test's own.
 func startDaemon(t *testing.T, c Config, src rotator.Fetcher) *testDaemon {
 	t.Helper()
 	if c.AdminSocket == "" {
 		c.AdminSocket = filepath.Join(tempDir(t, "imdsd-admin-"), "run", "admin.sock")
 	}
 	if len(c.Listen) == 0 {
-		c.Listen = []string{freeAddr(t)}
+		c.Listen = []string{"127.0.0.1:0"}
 	}
 	c = c.withDefaults(noEnv)
-	td := &testDaemon{sock: c.AdminSocket, base: "http://" + c.Listen[0], logs: &syncBuffer{}}
+	td := &testDaemon{sock: c.AdminSocket, logs: &syncBuffer{}}
 	d, err := newDaemon(c, src, newLogger(td.logs, "json", "info"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +86,17 @@ func startDaemon(t *testing.T, c Config, src rotator.Fetcher) *testDaemon {
 	td.reloadTo(c, src, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	// serve prints the endpoint it bound once the first fetch has been
+	// tried; its admin socket and listeners answer by then.
+	endpoint := make(chan string, 1)
+	stdout := writerFunc(func(p []byte) (int, error) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(string(p)), "export AWS_EC2_METADATA_SERVICE_ENDPOINT="); ok {
+			endpoint <- strings.TrimSuffix(v, "/")
+		}
+		return len(p), nil
+	})
 	go func() {
-		done <- d.serve(ctx, io.Discard, nil, func(ctx context.Context) (Config, rotator.Fetcher, error) { return (*td.next.Load())(ctx) })
+		done <- d.serve(ctx, stdout, nil, func(ctx context.Context) (Config, rotator.Fetcher, error) { return (*td.next.Load())(ctx) })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -99,15 +109,19 @@ func startDaemon(t *testing.T, c Config, src rotator.Fetcher) *testDaemon {
 			}
 		}
 	})
-	// serve opens the admin socket and the listeners before the first
-	// fetch: once it has tried, both answer.
 	select {
-	case <-d.ready:
+	case td.base = <-endpoint:
 	case err := <-done:
+		done <- err // for the cleanup
 		t.Fatalf("serve() = %v before the first fetch", err)
 	}
 	return td
 }
+
+// writerFunc is an io.Writer.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // runDaemon is startDaemon for tests that need only the daemon and its
 // admin socket.

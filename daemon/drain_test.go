@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,7 @@ import (
 func TestShutdownDrains(t *testing.T) {
 	dir := tempDir(t, "imdsd-drain-")
 	c := defaultConfig()
-	c.Listen = []string{freeAddr(t)}
+	c.Listen = []string{"127.0.0.1:0"} // the port the kernel picks
 	c.AdminSocket = filepath.Join(dir, "admin.sock")
 	c = c.withDefaults(noEnv)
 	d, err := newDaemon(c, rotator.NewDev(rotator.DevOptions{}), newLogger(io.Discard, "json", "info"))
@@ -29,9 +30,20 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.serve(ctx, io.Discard, nil, nil) }()
-	<-d.ready
-	base := "http://" + c.Listen[0]
+	endpoint := make(chan string, 1)
+	stdout := writerFunc(func(p []byte) (int, error) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(string(p)), "export AWS_EC2_METADATA_SERVICE_ENDPOINT="); ok {
+			endpoint <- strings.TrimSuffix(v, "/")
+		}
+		return len(p), nil
+	})
+	go func() { done <- d.serve(ctx, stdout, nil, nil) }()
+	var base string
+	select {
+	case base = <-endpoint:
+	case err := <-done:
+		t.Fatalf("serve() = %v before the first fetch", err)
+	}
 	token := putToken(t, base)
 
 	// Once a response starts, it must arrive whole; a request that gets no
