@@ -18,6 +18,10 @@
 // goes to 127.0.0.1 only. A markdown report is written to LOAD_OUT (default
 // e2e/load/last-run.md).
 //
+// `go run ./e2e/load idle` (or `e2e/load/run.sh idle`) is another run: imdsd
+// with LOAD_IDLE_CONNS idle connections held open against it, its memory,
+// and an SDK-like client served meanwhile (idle.go).
+//
 // Settings (environment): LOAD_THREADS (1), LOAD_CONNECTIONS (32),
 // LOAD_DURATION (1s, whole seconds), LOAD_RUNS (3), LOAD_FLOOD (1000000),
 // LOAD_FLOOD_TIMEOUT (30s), LOAD_TIMEOUT (150s), LOAD_STRICT, LOAD_OUT,
@@ -71,8 +75,15 @@ const (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "flood" {
-		os.Exit(floodMain(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "flood":
+			os.Exit(floodMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "idle":
+			os.Exit(idleMain())
+		case "hold":
+			os.Exit(holdMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		}
 	}
 	os.Exit(run())
 }
