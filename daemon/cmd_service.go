@@ -187,11 +187,11 @@ func (c *installCmd) Run(ctx context.Context, runArgs []string) error {
 			_ = c.rf.fs.Set("listen", a)
 		}
 	}
-	file, getenv, err := c.serviceGetenv()
+	getenv, deps, err := c.serviceEnv()
 	if err != nil {
 		return err
 	}
-	cfg, _, _, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, serviceDeps(getenv, file))
+	cfg, _, _, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, deps)
 	switch {
 	case loadErr != nil:
 		return withCode(exitUsage, loadErr)
@@ -201,7 +201,8 @@ func (c *installCmd) Run(ctx context.Context, runArgs []string) error {
 		fmt.Fprintf(c.stderr, "imdsd install: note: the service will serve the dev source's made-up credentials, which AWS refuses; "+
 			"give a real source (-- --source assume-role --role-arn …, see imdsd run --help) or set source in %s\n", defaultConfigPath())
 	}
-	plan, err := c.host.Plan(install.Spec{Args: withoutSecrets(c.rf.fs, runArgs), Env: secretEnv(c.rf.fs), ServiceOptions: c.opts})
+	args, env := splitSecrets(c.rf.fs, runArgs)
+	plan, err := c.host.Plan(install.Spec{Args: args, Env: env, ServiceOptions: c.opts})
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -216,11 +217,14 @@ func (c *installCmd) Run(ctx context.Context, runArgs []string) error {
 	return err
 }
 
-// serviceGetenv is the environment the installed service will see of what
-// imdsd reads: its environment file's variables, none of this shell's
-// IMDSD_* ones (install says which it ignores). Without root, --dry-run
-// checks without the environment file (mode 0600), and says so.
-func (c *installCmd) serviceGetenv() (map[string]string, func(string) string, error) {
+// serviceEnv is what the installed service will see of its environment,
+// as getenv and the STS dependencies: the variables of its environment
+// file, none of this shell's IMDSD_* ones (install says which it ignores).
+// The SDK reads base credentials from this process's environment, never
+// getenv, so the file's AWS_ACCESS_KEY_ID and others reach it as the
+// configuration's keys. Without root, --dry-run checks without the file
+// (mode 0600), and says so.
+func (c *installCmd) serviceEnv() (func(string) string, stsDeps, error) {
 	var ignored []string
 	for _, s := range append([]setting{{key: configFlag}}, settings...) {
 		if k := envName(s.key); c.getenv(k) != "" {
@@ -235,9 +239,9 @@ func (c *installCmd) serviceGetenv() (map[string]string, func(string) string, er
 	if err != nil && c.dryRun {
 		fmt.Fprintf(c.stderr, "imdsd install: note: %v; the configuration is checked without it\n", err)
 	} else if err != nil {
-		return nil, nil, err
+		return nil, stsDeps{}, err
 	}
-	return file, func(k string) string {
+	getenv := func(k string) string {
 		if v, ok := file[k]; ok {
 			return v
 		}
@@ -245,56 +249,42 @@ func (c *installCmd) serviceGetenv() (map[string]string, func(string) string, er
 			return ""
 		}
 		return c.getenv(k)
-	}, nil
-}
-
-// serviceDeps are hostDeps(getenv) whose SDK finds the base credentials of
-// the service's environment file: the SDK reads AWS_ACCESS_KEY_ID and the
-// others from this process's environment, never getenv.
-func serviceDeps(getenv func(string) string, file map[string]string) stsDeps {
+	}
 	deps := hostDeps(getenv)
 	load := deps.loadConfig
-	deps.loadConfig = func(ctx context.Context, c Config) (aws.Config, error) {
-		if c.AccessKeyID == "" && file["AWS_ACCESS_KEY_ID"] != "" {
-			c.AccessKeyID, c.SecretAccessKey, c.SessionToken = file["AWS_ACCESS_KEY_ID"], file["AWS_SECRET_ACCESS_KEY"], file["AWS_SESSION_TOKEN"]
+	deps.loadConfig = func(ctx context.Context, cfg Config) (aws.Config, error) {
+		if cfg.AccessKeyID == "" && file["AWS_ACCESS_KEY_ID"] != "" {
+			cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = file["AWS_ACCESS_KEY_ID"], file["AWS_SECRET_ACCESS_KEY"], file["AWS_SESSION_TOKEN"]
 		}
-		return load(ctx, c)
+		return load(ctx, cfg)
 	}
-	return deps
+	return getenv, deps, nil
 }
 
-// secretEnv is the flags given in fs that may carry secrets, the *-command
-// ones (an MFA seed, a token on a command line), as the service's
-// environment variables: the unit, which every user can read, never holds
-// them.
-func secretEnv(fs *flag.FlagSet) (env []install.EnvVar) {
-	fs.Visit(func(f *flag.Flag) {
-		if strings.HasSuffix(f.Name, "-command") {
-			env = append(env, install.EnvVar{Name: envName(strings.ReplaceAll(f.Name, "-", "_")), Value: f.Value.String()})
-		}
-	})
-	return env
-}
-
-// withoutSecrets is args, which fs parsed, without the flags of secretEnv.
-func withoutSecrets(fs *flag.FlagSet, args []string) (kept []string) {
+// splitSecrets takes the flags that may carry secrets, the *-command ones
+// (an MFA seed or a token on a command line), out of args, which fs parsed:
+// every user can read the unit, so they become the service's environment
+// variables.
+func splitSecrets(fs *flag.FlagSet, args []string) (kept []string, env []install.EnvVar) {
 	for i := 0; i < len(args); i++ {
-		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		f, n := fs.Lookup(name), 1 // n: the arguments of this flag
-		if f != nil && !hasValue && !isBoolFlag(f) {
-			n = min(2, len(args)-i)
+		if f == nil {              // a final "--", which imdsd run accepts too
+			kept = append(kept, args[i])
+			continue
 		}
-		if f == nil || !strings.HasSuffix(name, "-command") {
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			n = min(2, len(args)-i)
+			value = args[i+n-1]
+		}
+		if strings.HasSuffix(name, "-command") {
+			env = append(env, install.EnvVar{Name: envName(strings.ReplaceAll(name, "-", "_")), Value: value})
+		} else {
 			kept = append(kept, args[i:i+n]...)
 		}
 		i += n - 1
 	}
-	return kept
-}
-
-func isBoolFlag(f *flag.Flag) bool {
-	b, ok := f.Value.(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
+	return kept, env
 }
 
 // uninstallSpec, like controlSpec("start") and the others, acts on the

@@ -778,3 +778,85 @@ func devNote(dev bool) string {
 	return "imdsd install: note: the service will serve the dev source's made-up credentials, which AWS refuses; " +
 		"give a real source (-- --source assume-role --role-arn …, see imdsd run --help) or set source in " + defaultConfigPath() + "\n"
 }
+
+// TestSplitSecrets: the *-command flags leave the unit's arguments, in any
+// form, and a value that looks like one stays a value.
+func TestSplitSecrets(t *testing.T) {
+	tests := []struct {
+		args, kept string
+		env        []install.EnvVar
+	}{
+		{"--source dev", "--source dev", nil},
+		{"--mfa-command x --source dev", "--source dev", []install.EnvVar{{Name: "IMDSD_MFA_COMMAND", Value: "x"}}},
+		{"-mfa-command=x=y --allow-short-duration --saml-assertion-command z", "--allow-short-duration",
+			[]install.EnvVar{{Name: "IMDSD_MFA_COMMAND", Value: "x=y"}, {Name: "IMDSD_SAML_ASSERTION_COMMAND", Value: "z"}}},
+		{"--external-id --mfa-command --allow-short-duration=true --", "--external-id --mfa-command --allow-short-duration=true --", nil},
+		{"--web-identity-token-command a --web-identity-token-command b", "",
+			[]install.EnvVar{{Name: "IMDSD_WEB_IDENTITY_TOKEN_COMMAND", Value: "a"}, {Name: "IMDSD_WEB_IDENTITY_TOKEN_COMMAND", Value: "b"}}},
+	}
+	for _, tc := range tests {
+		var rf runFlags
+		fs := flag.NewFlagSet("imdsd run", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		rf.register(fs)
+		if _, err := parseArgs(fs, strings.Fields(tc.args)); err != nil {
+			t.Fatalf("parse %q: %v", tc.args, err)
+		}
+		kept, env := splitSecrets(fs, strings.Fields(tc.args))
+		if strings.Join(kept, " ") != tc.kept || !cmp.Equal(tc.env, env) {
+			t.Errorf("splitSecrets(%q) = %q, %v; want %q, %v", tc.args, kept, env, tc.kept, tc.env)
+		}
+	}
+}
+
+// TestInstallChecksServiceEnvironment: install validates with the IMDSD_*
+// variables of the service's environment file, which the service will
+// have, and not with the lines an earlier install wrote there.
+func TestInstallChecksServiceEnvironment(t *testing.T) {
+	te := newTestEnv(t, 0)
+	envFile := filepath.Join(te.Root, install.EnvironmentPath)
+	write := func(extra string) {
+		t.Helper()
+		if err := os.WriteFile(envFile, []byte(baseCredentials+extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("IMDSD_SOURCE=assume-role\nIMDSD_ROLE_ARN=arn:aws:iam::123456789012:role/fromfile\n")
+	code, out, errOut := te.cmd(t, "install", "--dry-run")
+	if code != exitOK || errOut != "" || !strings.Contains(out, `ExecStart=/usr/local/bin/imdsd "run" "--listen" "169.254.169.254:80"`) {
+		t.Errorf("exit %d, stderr %q; want the file's assume-role accepted, no dev note:\n%s", code, errOut, out)
+	}
+	write("IMDSD_TOKEN_MODE=v1\n")
+	code, _, errOut = te.cmd(t, "install", "--dry-run", "--", "--source", "dev")
+	if want := "imdsd install: invalid configuration:\n  token_mode: must be required or optional (got \"v1\")\n"; code != exitUsage || errOut != want {
+		t.Errorf("exit %d, stderr %q; want %d, %q", code, errOut, exitUsage, want)
+	}
+	// An earlier install's lines are replaced, so they do not count: the
+	// dev source refuses an MFA command.
+	write("")
+	args := append([]string{"install", "--"}, strings.Fields(roleArgs)...)
+	if code, _, errOut := te.cmd(t, append(args, "--mfa-serial", "arn:aws:iam::123456789012:mfa/a", "--mfa-command", "x")...); code != exitOK {
+		t.Fatalf("install with --mfa-command: exit %d: %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(envFile); !strings.Contains(string(b), "\nIMDSD_MFA_COMMAND=\"x\"\n") {
+		t.Fatalf("environment file:\n%s", b)
+	}
+	if code, _, errOut := te.cmd(t, "install", "--dry-run", "--", "--source", "dev"); code != exitOK || errOut != devNote(true) {
+		t.Errorf("exit %d, stderr %q; want the earlier install's MFA command ignored", code, errOut)
+	}
+}
+
+// TestInstallSecretsElsewhere: where the service has no environment file
+// (macOS, Windows), a command that may carry a secret is refused with the
+// fix, since every user can read the service's definition.
+func TestInstallSecretsElsewhere(t *testing.T) {
+	te := newTestEnv(t, 0)
+	te.GOOS = "darwin"
+	code, out, errOut := te.cmd(t, "install", "--dry-run", "--", "--source", "web-identity", "--role-arn", "arn:aws:iam::123456789012:role/dev",
+		"--web-identity-token-command", "gh-oidc-token")
+	want := "imdsd install: IMDSD_WEB_IDENTITY_TOKEN_COMMAND: every user can read the service's definition on darwin, which has no environment file; " +
+		"set it in the config file (readable by the service only) instead\n"
+	if code != exitUsage || errOut != want || out != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stderr %q", code, out, errOut, exitUsage, want)
+	}
+}

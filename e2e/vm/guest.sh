@@ -28,6 +28,7 @@ grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs)' /proc/$P/status > /tmp/proc
 check "not root" sh -c "! grep -q '^Uid:[[:space:]]0' /tmp/proc"
 check "only CAP_NET_BIND_SERVICE" has 'CapEff:	0000000000000400' /tmp/proc
 check "no new privileges" has 'NoNewPrivs:	1' /tmp/proc
+check "no core dump (LimitCORE=0)" sh -c "systemctl show imdsd -p LimitCORE --value | grep -qx 0"
 ip -br addr show lo > /tmp/lo
 check "alias 169.254.169.254/32 on lo" has '169.254.169.254/32' /tmp/lo
 TOK=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
@@ -65,6 +66,18 @@ check "socket activation: SDK gets credentials" has 'get-caller-identity: arn:aw
 check "uninstall (socket activation)" imdsd uninstall
 check "socket unit removed" test ! -e /etc/systemd/system/imdsd.socket
 check "nothing listens on port 80" sh -c "! ss -ltn | grep -q ':80 '"
+
+# A command that may carry a secret stays out of the unit (world-readable):
+# install writes it to /etc/imdsd/environment (0600), and the real systemd
+# reads it back unchanged, quotes, $, % and backslashes included.
+MFA='oathtool --totp -b "$(cat /etc/imdsd/totp)" # it'"'"'s $HOME, 100% \ `id`'
+check "install --mfa-command" imdsd install -- $ARGS --mfa-serial arn:aws:iam::123456789012:mfa/dev --mfa-command "$MFA"
+check "the unit holds no command" sh -c "! grep -q -e mfa-command -e oathtool /etc/systemd/system/imdsd.service"
+check "environment file mode 0600" test "$(stat -c %a /etc/imdsd/environment)" = 600
+systemd-run --quiet --pipe --wait -p EnvironmentFile=/etc/imdsd/environment /usr/bin/printenv IMDSD_MFA_COMMAND > /tmp/mfa
+check "systemd reads the command back unchanged" test "$(cat /tmp/mfa)" = "$MFA"
+check "uninstall (MFA command)" imdsd uninstall
+check "uninstall removed install's lines only" sh -c "! grep -q IMDSD_MFA_COMMAND /etc/imdsd/environment && grep -q AWS_ACCESS_KEY_ID /etc/imdsd/environment"
 set +x
 tail -n 30 /tmp/journal
 if [ $fails = 0 ]; then echo "VMTEST PASS"; else echo "VMTEST FAIL ($fails)"; fi
