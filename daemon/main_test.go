@@ -162,7 +162,9 @@ func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
 	good := dir + "/good.yaml"
 	bad := dir + "/bad.yaml"
-	_ = os.WriteFile(good, []byte("source: assume-role\nrole_arn: arn:aws:iam::123456789012:role/dev\n"), 0o600)
+	// assume-role needs base credentials to sign with: keys in the file.
+	_ = os.WriteFile(good, []byte("source: assume-role\nrole_arn: arn:aws:iam::123456789012:role/dev\n"+
+		"access_key_id: AKIAIOSFODNN7EXAMPLE\nsecret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"), 0o600)
 	_ = os.WriteFile(bad, []byte("source: assume-role\nrolearn: x\n"), 0o600)
 	tests := []struct {
 		args        []string
