@@ -21,7 +21,7 @@ const (
 	// their requests in a burst milliseconds apart (token, role name,
 	// credentials) and come back minutes or hours later, so a connection
 	// idle for seconds is not reused; every one kept costs a goroutine and
-	// its buffers (BENCHMARKS.md, "Connections"). Real IMDS keeps none
+	// its buffers (BENCHMARKS.md, "Idle connections"). Real IMDS keeps none
 	// (Connection: close, SPEC.md R1.7). Go's client notices the close and
 	// retries on a new connection.
 	IdleTimeout = 5 * time.Second
@@ -30,7 +30,8 @@ const (
 // DefaultMaxConns is the default cap on the connections one server holds
 // open at once (NewServer): far above what the SDKs of one host open, and
 // small enough that a flood of connections costs a bounded amount of
-// memory (about 20 KiB each, BENCHMARKS.md).
+// memory: about 20 KiB each, and as much again of garbage-collector
+// headroom while a flood churns (BENCHMARKS.md, "Idle connections").
 const DefaultMaxConns = 1024
 
 // NewServer returns an http.Server for h with the bounds above, holding at

@@ -300,7 +300,7 @@ func (res *idleResult) report(r *runner) (text, md string) {
 	}
 	args := strings.Join(append([]string{"--source dev --listen 127.0.0.1:0 --token-mode required"}, res.set.ExtraArgs...), " ")
 	fmt.Fprintf(&m, "### Idle connections %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&m, "- command: `%s`\n", idleCommand())
+	fmt.Fprintf(&m, "- command: `%s`\n", r.command())
 	fmt.Fprintf(&m, "- machine: nproc %d, %s, %s %s; %s\n", runtime.NumCPU(), cpuModel(), runtime.GOOS,
 		strings.TrimSpace(output(context.Background(), "uname", "-r")), runtime.Version())
 	fmt.Fprintf(&m, "- imdsd: %s, `imdsd run %s`; pinning: %s\n\n", res.version, args, pinning)
@@ -332,21 +332,6 @@ func (res *idleResult) report(r *runner) (text, md string) {
 	fmt.Fprintf(&t, "connections: %d opened (%d failed) in %.1fs, %d closed by imdsd while held, imdsd open files %s\n%s\n",
 		res.hold.Opened, res.hold.Failed, res.hold.Seconds, res.hold.ClosedByServer, fds, probes)
 	return t.String(), m.String()
-}
-
-func idleCommand() string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if (strings.HasPrefix(kv, "LOAD_") && !strings.HasPrefix(kv, "LOAD_ENTRY=")) || strings.HasPrefix(kv, "IMDSD_BIN=") {
-			env = append(env, kv)
-		}
-	}
-	slices.Sort(env)
-	entry := "go run ./e2e/load"
-	if e := os.Getenv("LOAD_ENTRY"); e != "" {
-		entry = e
-	}
-	return strings.TrimSpace(strings.Join(env, " ") + " " + entry + " idle")
 }
 
 // holdMain is the hold child: it opens exactly n connections to addr, each

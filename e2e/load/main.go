@@ -852,13 +852,14 @@ func (r *runner) verdict(ok bool, what string) string {
 }
 
 func (r *runner) command() string {
-	cmd := strings.Join(os.Args, " ")
+	entry := os.Args[0]
 	if exe, err := os.Executable(); err == nil && strings.Contains(exe, "go-build") {
-		cmd = "go run ./e2e/load"
+		entry = "go run ./e2e/load"
 	}
 	if e := os.Getenv("LOAD_ENTRY"); e != "" { // set by run.sh
-		cmd = e
+		entry = e
 	}
+	cmd := strings.Join(append([]string{entry}, os.Args[1:]...), " ") // the mode, as in "idle"
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "LOAD_ENTRY=") {
