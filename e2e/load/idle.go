@@ -54,27 +54,9 @@ func loadIdleSettings(root string) (idleSettings, error) {
 	s := idleSettings{Conns: 10_000, Probes: 200, Timeout: 60 * time.Second,
 		Out: filepath.Join(root, "e2e", "load", "last-idle.md")}
 	var errs []error
-	if v := os.Getenv("LOAD_IDLE_CONNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 60_000 {
-			errs = append(errs, fmt.Errorf("LOAD_IDLE_CONNS: must be an integer 1..60000 (got %q)", v))
-		}
-		s.Conns = n
-	}
-	if v := os.Getenv("LOAD_IDLE_PROBES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10_000 {
-			errs = append(errs, fmt.Errorf("LOAD_IDLE_PROBES: must be an integer 1..10000 (got %q)", v))
-		}
-		s.Probes = n
-	}
-	if v := os.Getenv("LOAD_IDLE_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 10*time.Second || d > 10*time.Minute {
-			errs = append(errs, fmt.Errorf("LOAD_IDLE_TIMEOUT: must be a duration 10s..10m (got %q)", v))
-		}
-		s.Timeout = d
-	}
+	envInt(&errs, "LOAD_IDLE_CONNS", &s.Conns, 1, 60_000)
+	envInt(&errs, "LOAD_IDLE_PROBES", &s.Probes, 1, 10_000)
+	envDuration(&errs, "LOAD_IDLE_TIMEOUT", &s.Timeout, 10*time.Second, 10*time.Minute)
 	s.ExtraArgs = strings.Fields(os.Getenv("LOAD_IMDSD_ARGS"))
 	if v := os.Getenv("LOAD_OUT"); v != "" {
 		s.Out = v

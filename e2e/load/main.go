@@ -103,26 +103,8 @@ func loadSettings(root string) (settings, error) {
 		Strict: os.Getenv("LOAD_STRICT") == "1",
 		Out:    filepath.Join(root, "e2e", "load", "last-run.md")}
 	var errs []error
-	intVar := func(name string, p *int, lo, hi int) {
-		if v := os.Getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < lo || n > hi {
-				errs = append(errs, fmt.Errorf("%s: must be an integer %d..%d (got %q)", name, lo, hi, v))
-				return
-			}
-			*p = n
-		}
-	}
-	durVar := func(name string, p *time.Duration, lo, hi time.Duration) {
-		if v := os.Getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < lo || d > hi {
-				errs = append(errs, fmt.Errorf("%s: must be a duration %v..%v (got %q)", name, lo, hi, v))
-				return
-			}
-			*p = d
-		}
-	}
+	intVar := func(name string, p *int, lo, hi int) { envInt(&errs, name, p, lo, hi) }
+	durVar := func(name string, p *time.Duration, lo, hi time.Duration) { envDuration(&errs, name, p, lo, hi) }
 	intVar("LOAD_THREADS", &s.Threads, 1, 16)
 	intVar("LOAD_CONNECTIONS", &s.Conns, 1, 1024)
 	intVar("LOAD_RUNS", &s.Runs, 1, 9)
@@ -140,6 +122,32 @@ func loadSettings(root string) (settings, error) {
 		s.Out = v
 	}
 	return s, errors.Join(errs...)
+}
+
+// envInt sets *p from the variable name, an integer lo..hi, or appends
+// why not to errs.
+func envInt(errs *[]error, name string, p *int, lo, hi int) {
+	if v := os.Getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			*errs = append(*errs, fmt.Errorf("%s: must be an integer %d..%d (got %q)", name, lo, hi, v))
+			return
+		}
+		*p = n
+	}
+}
+
+// envDuration sets *p from the variable name, a duration lo..hi, or
+// appends why not to errs.
+func envDuration(errs *[]error, name string, p *time.Duration, lo, hi time.Duration) {
+	if v := os.Getenv(name); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			*errs = append(*errs, fmt.Errorf("%s: must be a duration %v..%v (got %q)", name, lo, hi, v))
+			return
+		}
+		*p = d
+	}
 }
 
 func run() int {
