@@ -31,6 +31,14 @@ func TestImportBoundaries(t *testing.T) {
 			mod + "imds", mod + "rotator", mod + "daemon",
 			"github.com/aws/",
 		},
+		// Caller identity and access policy: the kernel, the user
+		// database and a netlink library; no AWS code, no HTTP router,
+		// no other package of imdsd (imds consumes it, daemon wires it).
+		"caller": {
+			mod + "imds", mod + "rotator", mod + "install", mod + "daemon", mod + "audit",
+			"github.com/aws/", "github.com/julienschmidt/httprouter",
+			"github.com/kardianos/service",
+		},
 		// Unit files and their rendering only: the standard library and
 		// nothing else (no kardianos/service: install hands it the text).
 		"systemd": {
