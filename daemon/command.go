@@ -118,14 +118,9 @@ func runCommand(ctx context.Context, spec commandSpec, args []string, cio cmdIO)
 		printHelp(cio.stdout, spec, fs)
 		return exitOK
 	}
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
+	errs := flatten(err)
 	if v, ok := cmd.(validator); ok {
-		if verr := v.validate(rest); verr != nil {
-			errs = append(errs, verr)
-		}
+		errs = append(errs, flatten(v.validate(rest))...)
 	}
 	if len(errs) > 0 {
 		printError(cio.stderr, name, errors.Join(errs...))
@@ -141,6 +136,21 @@ func runCommand(ctx context.Context, spec commandSpec, args []string, cio cmdIO)
 		printError(cio.stderr, name, err)
 	}
 	return exitCodeOf(err)
+}
+
+// flatten lists the errors err joins (errors.Join), or err itself.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // printError writes err as "imdsd NAME: …", a multi-line error indented.

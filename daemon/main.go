@@ -43,7 +43,14 @@ Run 'imdsd COMMAND --help' for the flags and examples of each command.
 // Main is imdsd without the process: it parses args, runs the sub-command
 // and returns the exit code. cmd/imdsd calls it with the process's
 // arguments, environment and a context cancelled by SIGINT and SIGTERM.
+//
+// Before anything else it disables core dumps of the process: every
+// command but version handles secrets (credentials, MFA codes), and a
+// crash must never write them to disk.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if err := disableCoreDumps(); err != nil {
+		fmt.Fprintf(stderr, "imdsd: warning: core dumps stay enabled, so a crash could write credentials to disk: %v\n", err)
+	}
 	return run(ctx, args, getenv, stdout, stderr)
 }
 

@@ -187,3 +187,16 @@ func TestCheckConfig(t *testing.T) {
 		}
 	}
 }
+
+// Every bad flag and argument is reported at once, each on its own line.
+func TestEveryUsageErrorAtOnce(t *testing.T) {
+	code, _, stderr := runArgs("creds", "extra", "--format", "xml", "--bogus")
+	want := "imdsd creds:\n" +
+		"  --bogus: unknown flag\n" +
+		"  --format: must be summary, process or env (got \"xml\")\n" +
+		"  unexpected argument \"extra\": imdsd creds takes flags only\n" +
+		"Run 'imdsd creds --help' for its flags and examples.\n"
+	if code != exitUsage || stderr != want {
+		t.Errorf("exit %d, stderr\n%s\nwant %d,\n%s", code, stderr, exitUsage, want)
+	}
+}
