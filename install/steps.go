@@ -90,15 +90,15 @@ const (
 
 // A Plan is the ordered steps that install a Spec on a Host: the files
 // written in full and the commands run, with their undoing. Building it
-// changes nothing and reads nothing of the host; Install, Uninstall and
-// Control act on it.
+// changes nothing and reads none of the files it manages; Install,
+// Uninstall and Control act on the host. A Plan is for one goroutine.
 type Plan struct {
 	host    Host
 	spec    Spec
 	cfg     *service.Config
 	steps   []Step
-	svcStep int // index of the service manager's step
-	refusal error
+	svcStep int   // index of the service manager's step
+	refusal error // why Install refuses on this host (no systemd, an executable under /tmp)
 	svc     service.Service
 }
 
@@ -208,10 +208,6 @@ func (p *Plan) DryRunRemoval() (string, error) {
 	}
 	return b, err
 }
-
-// Refusal is why Install would refuse on this host (no systemd, an
-// executable under /tmp), or nil.
-func (p *Plan) Refusal() error { return p.refusal }
 
 // Where names the service's definition: its file, or the service control
 // manager.
