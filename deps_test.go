@@ -39,6 +39,13 @@ func TestImportBoundaries(t *testing.T) {
 			"github.com/aws/", "github.com/julienschmidt/httprouter",
 			"github.com/kardianos/service",
 		},
+		// The audit trail: a file writer and its reader; no AWS code and
+		// no other package of imdsd (daemon fills its records).
+		"audit": {
+			mod + "imds", mod + "rotator", mod + "install", mod + "daemon", mod + "caller",
+			"github.com/aws/", "github.com/julienschmidt/httprouter",
+			"github.com/kardianos/service",
+		},
 		// Unit files and their rendering only: the standard library and
 		// nothing else (no kardianos/service: install hands it the text).
 		"systemd": {
