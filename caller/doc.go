@@ -19,9 +19,11 @@
 // [ErrNoSocket]. Their identity is the container token they present to the
 // container endpoint (SPEC.md §9), not this package's.
 //
-// The lookup runs once per connection, from http.Server.ConnContext
-// ([ConnContext]), never per request; handlers read the result with
-// [FromContext].
+// The lookup runs at most once per connection, never per request:
+// http.Server.ConnContext ([ConnContext]) stores a [Peer] in the
+// connection's context, and the first handler that asks
+// ([FromContext], [Peer.Identity]) pays for the lookup; the connection's
+// later requests reuse it.
 //
 // Policy: a role's allow list ([Allow]) is compiled against the user and
 // group database into a [Policy]; [Decide] is a pure function of a policy

@@ -107,39 +107,56 @@ var (
 	ErrNotTCP = errors.New("not a TCP connection")
 )
 
-// Peer is the caller of one connection: the owner of its peer socket,
-// looked up once when the connection was accepted, and the owning process,
-// found on first need. It is safe for concurrent use.
+// Peer is the caller of one connection. Its socket's owner is looked up
+// on the first call of Identity or WithProcess, and its process on the
+// first call of WithProcess; each at most once per connection, however
+// many requests the connection carries. A connection that only asks for
+// a token or metadata never costs a lookup. It is safe for concurrent use.
 type Peer struct {
-	id     Identity
-	finder ProcessFinder // nil: there is nothing more to find
+	lookup func() Identity // the socket lookup; nil for a NewPeer
+	finder ProcessFinder   // nil: there is nothing more to find
 
-	once sync.Once
-	full atomic.Pointer[Identity] // set once the process search ran
+	idOnce sync.Once
+	id     Identity
+
+	procOnce sync.Once
+	full     atomic.Pointer[Identity] // set once the process search ran
 }
 
-// NewPeer returns the peer of a connection whose owner is id; finder, if
-// not nil, finds its process when WithProcess is first called.
+// NewPeer returns the peer of a connection whose owner is already known
+// to be id; finder, if not nil, finds its process when WithProcess is
+// first called.
 func NewPeer(id Identity, finder ProcessFinder) *Peer {
 	return &Peer{id: id, finder: finder}
 }
 
-// Identity returns what is known now, without searching: the process
+// resolve runs the socket lookup, once.
+func (p *Peer) resolve() {
+	if p.lookup != nil {
+		p.id = p.lookup()
+		p.lookup = nil
+	}
+}
+
+// Identity returns the owner of the peer socket, looking it up on the
+// first call (blocking on the kernel: about 10 µs on Linux). The process
 // fields are set only when the OS gave them with the socket (Windows) or
-// a previous WithProcess found them. It never blocks.
+// WithProcess found them.
 func (p *Peer) Identity() Identity {
 	if f := p.full.Load(); f != nil {
 		return *f
 	}
+	p.idOnce.Do(p.resolve)
 	return p.id
 }
 
 // WithProcess returns the identity with the owning process, searching for
-// it on the first call (blocking: a /proc walk on Linux, up to a few
-// milliseconds on a busy host) and returning the same result after. An
-// unknown caller is not searched.
+// it on the first call (blocking: a /proc walk on Linux, from about 20 µs
+// for a process seen before to a few milliseconds on a busy host) and
+// returning the same result after. An unknown caller is not searched.
 func (p *Peer) WithProcess() Identity {
-	p.once.Do(func() {
+	p.procOnce.Do(func() {
+		p.idOnce.Do(p.resolve)
 		id := p.id
 		if p.finder != nil && id.Known && id.PID == 0 {
 			id, _ = p.finder.FindProcess(id)
@@ -151,23 +168,40 @@ func (p *Peer) WithProcess() Identity {
 
 type ctxKey struct{}
 
-// ConnContext returns a function for http.Server.ConnContext that looks up
-// the peer of each accepted connection once, with l, and stores a *Peer in
-// the connection's context for [FromContext]. When l is also a
-// [ProcessFinder], the peer's process is found through it on demand.
+// ConnContext returns a function for http.Server.ConnContext that stores
+// a *Peer in each accepted connection's context for [FromContext]. It
+// only notes the connection's addresses: the lookup with l runs when a
+// handler first asks (Peer.Identity), in that request's goroutine, so it
+// neither slows the server's accept loop nor costs anything for requests
+// that do not need it. When l is also a [ProcessFinder], the peer's
+// process is found through it on demand (Peer.WithProcess).
 //
-// A connection that is not TCP, or whose lookup fails, gets an unknown
-// Peer whose Identity().Err says why. The lookup runs in the server's
-// accept loop: it must be fast (see Lookup).
+// A connection that is not TCP, or whose lookup fails, has an unknown
+// Peer whose Identity().Err says why.
 func ConnContext(l Lookup) func(context.Context, net.Conn) context.Context {
 	finder, _ := l.(ProcessFinder)
 	return func(ctx context.Context, c net.Conn) context.Context {
-		return context.WithValue(ctx, ctxKey{}, NewPeer(LookupConn(l, c), finder))
+		p := &Peer{finder: finder}
+		la, ok1 := c.LocalAddr().(*net.TCPAddr)
+		ra, ok2 := c.RemoteAddr().(*net.TCPAddr)
+		if ok1 && ok2 {
+			local, remote := la.AddrPort(), ra.AddrPort()
+			p.lookup = func() Identity {
+				id, err := l.Lookup(local, remote)
+				if err != nil {
+					id = Unknown(err)
+				}
+				return id
+			}
+		} else {
+			p.id = Unknown(ErrNotTCP)
+		}
+		return context.WithValue(ctx, ctxKey{}, p)
 	}
 }
 
-// LookupConn looks up the peer of the accepted connection c with l. Its
-// error, if any, is in the result's Err.
+// LookupConn looks up the peer of the accepted connection c with l, now.
+// Its error, if any, is in the result's Err.
 func LookupConn(l Lookup, c net.Conn) Identity {
 	la, ok1 := c.LocalAddr().(*net.TCPAddr)
 	ra, ok2 := c.RemoteAddr().(*net.TCPAddr)

@@ -70,6 +70,9 @@ func TestConnContext(t *testing.T) {
 	}
 	defer s.Close()
 	ctx = caller.ConnContext(f)(t.Context(), s)
+	if n := f.lookups.Load(); n != 0 {
+		t.Errorf("ConnContext looked up %d times, want 0 until a handler asks", n)
+	}
 	p := caller.FromContext(ctx)
 	if diff := cmp.Diff(alice, p.Identity(), cmpopts.EquateErrors()); diff != "" {
 		t.Errorf("Identity() (-want +got):\n%s", diff)
@@ -77,10 +80,14 @@ func TestConnContext(t *testing.T) {
 	if f.local != s.LocalAddr().(*net.TCPAddr).AddrPort() || f.peer != c.LocalAddr().(*net.TCPAddr).AddrPort() {
 		t.Errorf("Lookup(%v, %v), want the server's local address and the client's", f.local, f.peer)
 	}
-	// The process is searched once, however many requests ask.
+	// The owner and the process are looked up once, however many
+	// requests ask.
 	var wg sync.WaitGroup
-	for range 8 {
+	for i := range 8 {
 		wg.Go(func() {
+			if i%2 == 0 && p.Identity().UID != alice.UID {
+				t.Errorf("Identity() uid = %d", p.Identity().UID)
+			}
 			if id := p.WithProcess(); id.PID != 77 {
 				t.Errorf("WithProcess() pid = %d, want 77", id.PID)
 			}
@@ -118,5 +125,31 @@ func TestLookupFunc(t *testing.T) {
 	l := caller.LookupFunc(func(_, _ netip.AddrPort) (caller.Identity, error) { return caller.Unknown(want), want })
 	if id, err := l.Lookup(netip.AddrPort{}, netip.AddrPort{}); !errors.Is(err, want) || id.UID != -1 {
 		t.Errorf("LookupFunc.Lookup() = %+v, %v", id, err)
+	}
+}
+
+// BenchmarkConnContext: what the server's accept loop pays per
+// connection (the lookup itself waits for the first handler that asks).
+func BenchmarkConnContext(b *testing.B) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := l.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	cc := caller.ConnContext(&fakeLookup{id: alice})
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		cc(ctx, s)
 	}
 }
