@@ -47,6 +47,30 @@ type statusDoc struct {
 	// until it does.
 	Pending   *pendingInfo `json:"pending,omitempty"`
 	StartedAt time.Time    `json:"started_at"`
+	// ShortLifetime is the lifetime STS granted the default role when
+	// under 35 minutes: then it is refreshed at half-life.
+	ShortLifetime string `json:"short_lifetime,omitempty"`
+	// DefaultRole and Roles describe every role (the fields above are the
+	// default role's); ContainerListen the container endpoint.
+	DefaultRole     string       `json:"default_role"`
+	Roles           []roleStatus `json:"roles"`
+	ContainerListen []string     `json:"container_listen,omitempty"`
+}
+
+// roleStatus is one role in GET /status.
+type roleStatus struct {
+	Name          string       `json:"name"`
+	Source        string       `json:"source"`
+	RoleARN       string       `json:"role_arn,omitempty"`
+	Healthy       bool         `json:"healthy"`
+	Credentials   *credsInfo   `json:"credentials,omitempty"`
+	NextRefresh   time.Time    `json:"next_refresh"`
+	LastError     *errorInfo   `json:"last_error,omitempty"`
+	Pending       *pendingInfo `json:"pending,omitempty"`
+	ShortLifetime string       `json:"short_lifetime,omitempty"`
+	// ContainerTokenID names the role's container token (never the
+	// token) when the role is served to containers.
+	ContainerTokenID string `json:"container_token_id,omitempty"`
 }
 
 // pendingInfo is a reloaded source that has not obtained credentials yet.
@@ -86,29 +110,82 @@ type processCreds struct {
 }
 
 func (d *daemon) status(now time.Time) statusDoc {
-	c, rot := d.current()
-	p := d.pendingGen()
-	st := rot.State()
-	doc := statusDoc{
-		Version: version, Source: c.Source, RoleName: c.RoleName, RoleARN: st.Credentials.RoleARN,
-		Region: c.Region, Listen: c.Listen, TokenMode: c.TokenMode, NextRefresh: st.Next, StartedAt: d.started,
+	d.mu.Lock()
+	c := d.cfg
+	type pair struct{ g, p *generation }
+	gens := map[string]pair{}
+	for name, s := range d.roles {
+		gens[name] = pair{s.gen, s.pending}
 	}
+	d.mu.Unlock()
+	doc := statusDoc{
+		Version: version, Region: c.Region, Listen: c.Listen, TokenMode: c.TokenMode, StartedAt: d.started,
+		DefaultRole: c.defaultRoleName(), ContainerListen: c.ContainerListen, Healthy: true,
+	}
+	for _, name := range c.roleNames() {
+		pr, ok := gens[name]
+		if !ok {
+			continue
+		}
+		rs := roleStatusOf(pr.g, pr.p, now)
+		if pr.g.container.Load() {
+			rs.ContainerTokenID = d.containers.TokenID(name)
+		}
+		doc.Healthy = doc.Healthy && rs.Healthy
+		doc.Roles = append(doc.Roles, rs)
+		if name == doc.DefaultRole {
+			doc.Source, doc.RoleName, doc.RoleARN = rs.Source, rs.Name, rs.RoleARN
+			doc.Credentials, doc.NextRefresh, doc.LastError, doc.Pending = rs.Credentials, rs.NextRefresh, rs.LastError, rs.Pending
+			doc.ShortLifetime = rs.ShortLifetime
+		}
+	}
+	return doc
+}
+
+// roleStatusOf describes a role from its running generation g and its
+// pending one p (nil when none).
+func roleStatusOf(g, p *generation, now time.Time) roleStatus {
+	st := g.rot.State()
+	rs := roleStatus{Name: g.name(), Source: g.cfg.Source, RoleARN: st.Credentials.RoleARN, NextRefresh: st.Next}
 	if cr := st.Credentials; cr.HasKeys() {
-		doc.Credentials = &credsInfo{
+		rs.Credentials = &credsInfo{
 			KeyID:      rotator.KeyIDForDisplay(cr.AccessKeyID),
 			ObtainedAt: st.Obtained, ExpiresAt: cr.Expires,
 			ExpiresIn: cr.Expires.Sub(now).Round(time.Second).String(),
 		}
 	}
-	_, err := rot.Current(context.Background())
-	doc.Healthy = err == nil
-	doc.LastError = errorInfoOf(st)
+	if st.ShortLifetime > 0 {
+		rs.ShortLifetime = st.ShortLifetime.String()
+	}
+	_, err := g.rot.Current(context.Background())
+	rs.Healthy = err == nil
+	rs.LastError = errorInfoOf(st)
 	if p != nil {
 		ps := p.rot.State()
-		doc.Pending = &pendingInfo{Source: p.cfg.Source, RoleARN: p.cfg.RoleARN, Since: p.created,
+		rs.Pending = &pendingInfo{Source: p.cfg.Source, RoleARN: p.cfg.RoleARN, Since: p.created,
 			FailingSince: p.failingSince.Load(), NextAttempt: ps.Next, LastError: errorInfoOf(ps)}
 	}
-	return doc
+	return rs
+}
+
+// roleOf resolves the ?role= of an admin request: the named role, or the
+// default one; ok false (and the answer written) for an unknown name.
+func (d *daemon) roleOf(w http.ResponseWriter, r *http.Request) (running, pending *generation, ok bool) {
+	name := r.URL.Query().Get("role")
+	if name == "" {
+		d.mu.Lock()
+		name = d.cfg.defaultRoleName()
+		d.mu.Unlock()
+	}
+	running, pending = d.role(name)
+	if running == nil {
+		d.mu.Lock()
+		names := d.cfg.roleNames()
+		d.mu.Unlock()
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no role %q; the roles are %s", name, joinNames(names))})
+		return nil, nil, false
+	}
+	return running, pending, true
 }
 
 func errorInfoOf(st rotator.State) *errorInfo {
@@ -127,22 +204,44 @@ func (d *daemon) adminHandler() http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.status(time.Now()))
 	})
+	// GET /healthz is ok when every role serves valid credentials.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		_, rot := d.current()
-		if _, err := rot.Current(r.Context()); err != nil {
-			http.Error(w, "unhealthy: "+strings.ReplaceAll(err.Error(), "\n", "; "), http.StatusServiceUnavailable)
+		var bad []string
+		for _, rs := range d.status(time.Now()).Roles {
+			if !rs.Healthy {
+				msg := "no valid credentials"
+				if rs.LastError != nil {
+					msg = rs.LastError.Code
+				}
+				bad = append(bad, rs.Name+": "+msg)
+			}
+		}
+		if len(bad) > 0 {
+			http.Error(w, "unhealthy: "+strings.Join(bad, "; "), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		_, rot := d.current()
+		d.mu.Lock()
+		var roles []roleState
+		for _, name := range d.cfg.roleNames() {
+			if s := d.roles[name]; s != nil {
+				roles = append(roles, roleState{name: name, st: s.gen.rot.State(), pending: s.pending != nil})
+			}
+		}
+		d.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		d.metrics.write(w, rot.State(), d.pendingGen() != nil, time.Now())
+		d.metrics.write(w, roles, time.Now())
 	})
+	// GET /credentials?role=NAME: the role's credentials (default: the
+	// default role) as credential_process JSON.
 	mux.HandleFunc("GET /credentials", func(w http.ResponseWriter, r *http.Request) {
-		_, rot := d.current()
-		c, err := rot.Current(r.Context())
+		g, _, ok := d.roleOf(w, r)
+		if !ok {
+			return
+		}
+		c, err := g.rot.Current(r.Context())
 		if err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": strings.ReplaceAll(err.Error(), "\n", "; ")})
 			return
@@ -152,7 +251,19 @@ func (d *daemon) adminHandler() http.Handler {
 			Expiration: c.Expires.UTC().Format("2006-01-02T15:04:05Z"), AccountID: c.AccountID,
 		})
 	})
-	// POST /refresh retries now: the running source and a pending one.
+	// POST /container-token?role=NAME replaces the role's container
+	// token; the old one is refused from then on.
+	mux.HandleFunc("POST /container-token", func(w http.ResponseWriter, r *http.Request) {
+		role := r.URL.Query().Get("role")
+		id, err := d.rotateContainerToken(role)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "token of role " + role + " rotated; new token id " + id})
+	})
+	// POST /refresh retries now: every role's running source and pending
+	// one.
 	mux.HandleFunc("POST /refresh", func(w http.ResponseWriter, r *http.Request) {
 		d.refreshAll()
 		d.log.Info().Msg("refresh requested through the admin API")
@@ -179,29 +290,39 @@ func (d *daemon) adminHandler() http.Handler {
 	mux.HandleFunc("POST /mfa", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
 		takesCodes := func(c Config) bool { return c.MFASerial != "" && c.MFACommand == "" }
-		c, _ := d.current()
-		if p := d.pendingGen(); d.inbox == nil || !takesCodes(c) && (p == nil || !takesCodes(p.cfg)) {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "this configuration takes no MFA codes from imdsd mfa (no mfa_serial, or mfa_command is set)"})
+		g, p, ok := d.roleOf(w, r)
+		if !ok {
+			return
+		}
+		if d.inbox == nil || !takesCodes(g.cfg) && (p == nil || !takesCodes(p.cfg)) {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "role " + g.name() + " takes no MFA codes from imdsd mfa (no mfa_serial, or mfa_command is set)"})
 			return
 		}
 		if err := d.inbox.Deliver(strings.TrimSpace(string(body))); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		d.refreshAll()
+		// The code is for this role: only its sources ask for it now.
+		g.rot.Refresh()
+		if p != nil {
+			p.rot.Refresh()
+		}
 		d.log.Info().Msg("MFA code delivered; refreshing")
 		writeJSON(w, http.StatusAccepted, map[string]string{"result": "code accepted; refreshing"})
 	})
 	return mux
 }
 
-// refreshAll asks the running source, and a pending one, to refresh now.
+// refreshAll asks every role's running source, and pending one, to
+// refresh now.
 func (d *daemon) refreshAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gen.rot.Refresh()
-	if d.pending != nil {
-		d.pending.rot.Refresh()
+	for _, s := range d.roles {
+		s.gen.rot.Refresh()
+		if s.pending != nil {
+			s.pending.rot.Refresh()
+		}
 	}
 }
 

@@ -96,7 +96,7 @@ func startDaemon(t *testing.T, c Config, src rotator.Fetcher) *testDaemon {
 		return len(p), nil
 	})
 	go func() {
-		done <- d.serve(ctx, stdout, nil, func(ctx context.Context) (Config, rotator.Fetcher, error) { return (*td.next.Load())(ctx) })
+		done <- d.serve(ctx, stdout, nil, func(ctx context.Context) (Config, map[string]rotator.Fetcher, error) { return (*td.next.Load())(ctx) })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -133,7 +133,7 @@ func runDaemon(t *testing.T, c Config, src rotator.Fetcher) (*daemon, string) {
 
 // reloadTo sets what the next reload loads.
 func (td *testDaemon) reloadTo(c Config, src rotator.Fetcher, err error) {
-	fn := reloadFunc(func(context.Context) (Config, rotator.Fetcher, error) { return c, src, err })
+	fn := reloadFunc(func(context.Context) (Config, map[string]rotator.Fetcher, error) { return oneRole(c, src, err) })
 	td.next.Store(&fn)
 }
 
@@ -230,7 +230,7 @@ func TestAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attempted := d.gen.changed.wait()
+	attempted := d.defaultGen().changed.wait()
 	resp, err := client.Post(base+"/refresh", "", nil)
 	if err != nil || resp.StatusCode != 202 {
 		t.Fatalf("POST /refresh: %v %v", resp, err)

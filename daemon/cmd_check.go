@@ -35,17 +35,41 @@ func (c *checkCmd) flags(fs *flag.FlagSet) { c.rf.register(fs) }
 func (c *checkCmd) validate(args []string) error { return takesFlagsOnly("imdsd check-config", args) }
 
 func (c *checkCmd) Run(ctx context.Context, _ []string) error {
-	cfg, path, src, loadErr, invalid := loadRunConfig(ctx, &c.rf, c.getenv, hostDeps(c.getenv))
+	cfg, path, srcs, loadErr, invalid := loadRunRoles(ctx, &c.rf, c.getenv, hostDeps(c.getenv))
 	if path == "" {
 		path = "no config file"
 	}
 	if err := errors.Join(loadErr, invalid); err != nil {
 		return fmt.Errorf("%s: invalid:\n%w", path, err)
 	}
-	for _, w := range sourceWarnings(src) {
-		fmt.Fprintf(c.stderr, "imdsd check-config: warning: %s\n", w)
+	roles := cfg.roleConfigs()
+	for _, r := range roles {
+		for _, w := range sourceWarnings(srcs[r.RoleName]) {
+			if len(cfg.Roles) > 0 {
+				w = "role " + r.RoleName + ": " + w
+			}
+			fmt.Fprintf(c.stderr, "imdsd check-config: warning: %s\n", w)
+		}
 	}
-	fmt.Fprintf(c.stdout, "%s: valid: source %s, role %s, region %s, listening on %s, tokens %s\n",
-		path, cfg.Source, cfg.RoleName, cfg.Region, strings.Join(cfg.Listen, ", "), cfg.TokenMode)
+	if len(cfg.Roles) == 0 {
+		fmt.Fprintf(c.stdout, "%s: valid: source %s, role %s, region %s, listening on %s, tokens %s\n",
+			path, cfg.Source, cfg.RoleName, cfg.Region, strings.Join(cfg.Listen, ", "), cfg.TokenMode)
+	} else {
+		fmt.Fprintf(c.stdout, "%s: valid: %d roles, region %s, listening on %s, tokens %s\n",
+			path, len(roles), cfg.Region, strings.Join(cfg.Listen, ", "), cfg.TokenMode)
+		for _, r := range roles {
+			def, ctr := "", ""
+			if r.RoleName == cfg.DefaultRole {
+				def = " (default: listed by IMDS)"
+			}
+			if r.Container {
+				ctr = ", served to containers"
+			}
+			fmt.Fprintf(c.stdout, "  role %s: source %s%s%s\n", r.RoleName, r.Source, ctr, def)
+		}
+	}
+	if len(cfg.ContainerListen) > 0 {
+		fmt.Fprintf(c.stdout, "  container endpoint on %s, tokens in %s\n", strings.Join(cfg.ContainerListen, ", "), cfg.ContainerTokenDir)
+	}
 	return nil
 }

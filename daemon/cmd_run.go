@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/imdsd/imdsd/imds"
 	"github.com/imdsd/imdsd/rotator"
+	"github.com/rs/zerolog"
 )
 
 // The handler is fed by the rotator; daemon is the only package that knows
@@ -57,7 +58,7 @@ func (c *runCmd) serve(ctx context.Context) int {
 	getenv, stdout, stderr := c.getenv, c.stdout, c.stderr
 	deps := hostDeps(getenv)
 	deps.mfaInbox = rotator.NewMFAInbox(nil)
-	cfg, _, fetcher, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, deps)
+	cfg, _, srcs, loadErr, invalid := loadRunRoles(ctx, &c.rf, getenv, deps)
 	switch {
 	case loadErr != nil:
 		printError(stderr, "imdsd run", loadErr)
@@ -67,25 +68,21 @@ func (c *runCmd) serve(ctx context.Context) int {
 		return exitUsage
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	for _, w := range sourceWarnings(fetcher) {
-		log.Warn().Str("source", cfg.Source).Msg(w)
-	}
-	d, err := newDaemon(cfg, fetcher, log)
+	logWarnings(log, srcs)
+	d, err := newDaemonRoles(cfg, srcs, log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitError
 	}
 	d.inbox = deps.mfaInbox
 	// SIGHUP re-reads every layer (file, environment, the same flags).
-	reload := func(ctx context.Context) (Config, rotator.Fetcher, error) {
-		cfg, _, f, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, deps)
+	reload := func(ctx context.Context) (Config, map[string]rotator.Fetcher, error) {
+		cfg, _, srcs, loadErr, invalid := loadRunRoles(ctx, &c.rf, getenv, deps)
 		if err := errors.Join(loadErr, invalid); err != nil {
 			return Config{}, nil, err
 		}
-		for _, w := range sourceWarnings(f) {
-			log.Warn().Str("source", cfg.Source).Msg(w)
-		}
-		return cfg, f, nil
+		logWarnings(log, srcs)
+		return cfg, srcs, nil
 	}
 	hup := make(chan os.Signal, 1)
 	notifyHangup(hup)
@@ -95,6 +92,15 @@ func (c *runCmd) serve(ctx context.Context) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// logWarnings logs what each role's source warns of.
+func logWarnings(log zerolog.Logger, srcs map[string]rotator.Fetcher) {
+	for role, src := range srcs {
+		for _, w := range sourceWarnings(src) {
+			log.Warn().Str("role", role).Msg(w)
+		}
+	}
 }
 
 // snapshotOf translates the rotator's state into what the handler serves.

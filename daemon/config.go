@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/imdsd/imdsd/imds"
+	"github.com/imdsd/imdsd/rotator"
 )
 
 // Config is everything `imdsd run` needs, after every layer has been
@@ -54,6 +56,23 @@ type Config struct {
 	// the cap the one waiting longest is closed (imds.NewServer).
 	MaxConnections int
 
+	// Several roles (roles.go). Roles are the roles: list of the config
+	// file, each over this configuration's own role settings; empty, c is
+	// the one role, named RoleName. DefaultRole is the role IMDS lists
+	// (default: the first).
+	Roles       []Config
+	roleEntries []roleEntry // the roles: list as parsed, before expandRoles
+	DefaultRole string
+	// Container serves this role on the container endpoint too, with a
+	// token of its own.
+	Container bool
+	// The container credentials endpoint (SPEC.md §9): its listeners, the
+	// directory of the roles' token files and the group that may read
+	// them.
+	ContainerListen     []string
+	ContainerTokenDir   string
+	ContainerTokenGroup string
+
 	// AdminSocket is where the admin API listens (a unix socket; on
 	// Windows the token file of its loopback listener).
 	AdminSocket string
@@ -78,8 +97,8 @@ func defaultConfig() Config {
 		DevLifetime:          time.Hour,
 		LogFormat:            "auto",
 		LogLevel:             "info",
-		WebIdentityAudience:  "sts.amazonaws.com",
-		WebIdentityGitLabVar: "GITLAB_OIDC_TOKEN",
+		WebIdentityAudience:  rotator.DefaultOIDCAudience,
+		WebIdentityGitLabVar: rotator.DefaultGitLabOIDCVariable,
 	}
 }
 
@@ -99,6 +118,17 @@ func (c Config) withDefaults(getenv func(string) string) Config {
 	}
 	if c.STSRegion == "" {
 		c.STSRegion = c.Region
+	}
+	if c.ContainerTokenDir == "" && len(c.ContainerListen) > 0 {
+		c.ContainerTokenDir = defaultContainerTokenDir(getenv)
+	}
+	c.Roles = slices.Clone(c.Roles)
+	for i, r := range c.Roles {
+		r.Region, r.AdminSocket = c.Region, c.AdminSocket
+		c.Roles[i] = r.withDefaults(getenv)
+	}
+	if len(c.Roles) > 0 && c.DefaultRole == "" {
+		c.DefaultRole = c.Roles[0].RoleName
 	}
 	if c.RoleName == "" {
 		switch {
@@ -208,11 +238,18 @@ func (c Config) Validate() error {
 	if err := ic.WithDefaults().Validate(); err != nil {
 		errs = append(errs, clipQuoted(err))
 	}
+	errs = append(errs, c.validateRoles(), c.validateContainers())
 	if c.MaxConnections < minMaxConnections || c.MaxConnections > maxMaxConnections {
 		bad("max_connections", fmt.Sprintf("must be %d..%d", minMaxConnections, maxMaxConnections), c.MaxConnections)
 	}
-	if c.Source == "dev" && (c.DevLifetime < 45*time.Minute || c.DevLifetime > 36*time.Hour) {
-		bad("dev_lifetime", "must be 45m..36h so clients always get credentials with 30 minutes left", c.DevLifetime)
+	for _, r := range c.roleConfigs() {
+		field := "dev_lifetime"
+		if len(c.Roles) > 0 {
+			field = "role " + r.RoleName + ": dev_lifetime"
+		}
+		if r.Source == "dev" && (r.DevLifetime < 45*time.Minute || r.DevLifetime > 36*time.Hour) {
+			bad(field, "must be 45m..36h so clients always get credentials with 30 minutes left", r.DevLifetime)
+		}
 	}
 	switch c.LogFormat {
 	case "auto", "json", "console":
@@ -240,8 +277,10 @@ const (
 func (c Config) imdsConfig() imds.Config {
 	mode, _ := imds.ParseMode(c.TokenMode)
 	allowed, _ := c.allowedClients()
+	names := c.roleNames()
 	return imds.Config{
-		RoleName:       c.RoleName,
+		RoleName:       names[0],
+		Roles:          names[1:],
 		Region:         c.Region,
 		HostSeed:       hostSeed(),
 		TokenMode:      mode,

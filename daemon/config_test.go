@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Each broken file in testdata/bad and its exact messages: every problem
@@ -124,7 +125,7 @@ func TestConfigFileGood(t *testing.T) {
 			want := defaultConfig()
 			tc.want(&want)
 			want = want.withDefaults(noEnv)
-			if diff := cmp.Diff(want, c); diff != "" {
+			if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 				t.Errorf("loadConfig() (-want +got):\n%s", diff)
 			}
 			if err := c.Validate(); err != nil {

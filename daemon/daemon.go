@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,34 +21,47 @@ import (
 
 // daemon is the running service: one configuration at a time, switched on
 // SIGHUP without dropping the listeners that stay or the tokens already
-// issued.
+// issued. Each role has its own rotator (a generation); one IMDS handler
+// serves every role by name, and one container handler the roles exposed
+// to containers. A failing role never affects another.
 type daemon struct {
-	log    zerolog.Logger
-	tokens *imds.Tokens  // kept across reloads: issued tokens stay valid
-	served handlerRef    // what every listener serves
-	ready  chan struct{} // closed after the first attempt to get credentials
-	once   sync.Once
-	held   chan struct{} // closed once credentials are first held
-	onceH  sync.Once
-	// waiting is closed when the source first waits for a person (an MFA
+	log        zerolog.Logger
+	tokens     *imds.Tokens           // kept across reloads: issued tokens stay valid
+	served     handlerRef             // what every IMDS listener serves
+	containers *imds.ContainerHandler // what every container listener serves
+	ready      chan struct{}          // closed once every role has tried to get credentials
+	held       chan struct{}          // closed once a role first holds credentials
+	onceH      sync.Once
+	// waiting is closed when a source first waits for a person (an MFA
 	// code for imdsd mfa): systemd must not time the start out then.
 	waiting chan struct{}
 	onceW   sync.Once
 	started time.Time
 	metrics *metrics                // kept across reloads
-	inbox   *rotator.MFAInbox       // codes from imdsd mfa, when the source takes them
+	inbox   *rotator.MFAInbox       // codes from imdsd mfa, when a source takes them
 	reloads chan chan reloadStarted // reload requests of the admin API (imdsd reload)
 	quit    chan struct{}           // closed when serve stops taking reloads
 	// drains owns the goroutines that drain the listeners a reload
 	// removed; serve waits for them, and tests can.
 	drains sync.WaitGroup
+	// pubMu orders what reaches the handlers: a generation's publish, a
+	// promotion and a handler swap. Nothing waits while holding it; it is
+	// taken after mu, never before.
+	pubMu sync.Mutex
 
-	mu      sync.Mutex // guards the fields below
-	cfg     Config
+	mu       sync.Mutex // guards the fields below
+	cfg      Config
+	roles    map[string]*roleSlot    // by role name
+	servers  map[string]*http.Server // IMDS listeners, by address
+	cservers map[string]*http.Server // container listeners, by address
+	wg       sync.WaitGroup          // server and rotator goroutines, supervisors of pending sources
+}
+
+// roleSlot is one role: the generation serving it and a reloaded one that
+// has not taken over yet (reload_source.go).
+type roleSlot struct {
 	gen     *generation
-	pending *generation             // a reloaded source not serving yet (reload_source.go)
-	servers map[string]*http.Server // by listen address
-	wg      sync.WaitGroup          // server and rotator goroutines, supervisors of pending sources
+	pending *generation
 }
 
 // handlerRef lets every listener switch to a new handler with one atomic
@@ -58,17 +72,23 @@ func (r *handlerRef) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.p.Load().ServeHTTP(w, req)
 }
 
-// generation is one credential source: its rotator and the handler it
-// feeds, built from one configuration.
+// generation is one role's credential source: its rotator, built from one
+// configuration.
 type generation struct {
-	cfg     Config // as built; d.cfg is the running one
-	handler atomic.Pointer[imds.Handler]
+	role    atomic.Pointer[string] // the role's name (name, rename)
+	cfg     Config                 // the role's, as built
 	rot     *rotator.Rotator
-	ok      chan struct{} // closed at the first success
-	onceOK  sync.Once
-	took    chan struct{} // closed when a pending generation takes over
-	changed broadcast     // signalled after every attempt
-	created time.Time
+	serving atomic.Bool // its state reaches the handlers (it is the role's running one)
+	// container: its state reaches the container endpoint too. It starts
+	// as cfg.Container; a reload that keeps the source may change it.
+	container atomic.Bool
+	tried     chan struct{} // closed after the first attempt
+	onceT     sync.Once
+	ok        chan struct{} // closed at the first success
+	onceOK    sync.Once
+	took      chan struct{} // closed when a pending generation takes over
+	changed   broadcast     // signalled after every attempt
+	created   time.Time
 	// failingSince is when the first of its attempts failed, while it
 	// never succeeded (zero otherwise).
 	failingSince atomic.Pointer[time.Time]
@@ -77,19 +97,41 @@ type generation struct {
 	done         chan struct{}
 }
 
+// newDaemon is newDaemonRoles for the one role of c.
 func newDaemon(c Config, src rotator.Fetcher, log zerolog.Logger) (*daemon, error) {
+	return newDaemonRoles(c, map[string]rotator.Fetcher{c.defaultRoleName(): src}, log)
+}
+
+// newDaemonRoles builds the daemon of c with each role's source; nothing
+// runs until serve.
+func newDaemonRoles(c Config, srcs map[string]rotator.Fetcher, log zerolog.Logger) (*daemon, error) {
 	tokens, err := imds.NewTokens(imds.NewTokenKey(), nil)
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), waiting: make(chan struct{}), cfg: c, servers: map[string]*http.Server{},
-		started: time.Now(), metrics: &metrics{}, reloads: make(chan chan reloadStarted), quit: make(chan struct{})}
-	g, err := d.newGeneration(c, src)
+	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), waiting: make(chan struct{}), cfg: c,
+		roles: map[string]*roleSlot{}, servers: map[string]*http.Server{}, cservers: map[string]*http.Server{},
+		started: time.Now(), metrics: newMetrics(), reloads: make(chan chan reloadStarted), quit: make(chan struct{})}
+	allowed, _ := c.allowedClients()
+	d.containers = imds.NewContainerHandler(imds.ContainerConfig{AllowedClients: allowed, Stats: &d.metrics.requests},
+		log.With().Str("component", "containers").Logger())
+	h, err := d.newHandler(c)
 	if err != nil {
 		return nil, err
 	}
-	d.gen = g
-	d.served.p.Store(g.handler.Load())
+	d.served.p.Store(h)
+	for _, r := range c.roleConfigs() {
+		src := srcs[r.RoleName]
+		if src == nil {
+			return nil, fmt.Errorf("role %s: no credential source", r.RoleName)
+		}
+		g := d.newGeneration(r, src)
+		g.serving.Store(true)
+		d.roles[r.RoleName] = &roleSlot{gen: g}
+	}
+	if err := d.exposeContainers(c); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -99,17 +141,20 @@ func (d *daemon) newHandler(c Config) (*imds.Handler, error) {
 	return imds.NewHandler(ic, d.log.With().Str("component", "imds").Logger())
 }
 
-func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, error) {
-	h, err := d.newHandler(c)
-	if err != nil {
-		return nil, err
-	}
-	g := &generation{cfg: c, ok: make(chan struct{}), took: make(chan struct{}), done: make(chan struct{}), created: time.Now()}
-	g.handler.Store(h)
+// newGeneration builds role r's generation; it publishes only while it
+// is the role's running one.
+func (d *daemon) newGeneration(r Config, src rotator.Fetcher) *generation {
+	g := &generation{cfg: r, tried: make(chan struct{}), ok: make(chan struct{}), took: make(chan struct{}), done: make(chan struct{}), created: time.Now()}
+	g.container.Store(r.Container)
+	g.rename(r.RoleName)
 	g.rot = rotator.New(src, rotator.Options{
-		Source: c.Source,
+		Source: r.Source,
 		Publish: func(s rotator.State) {
-			g.handler.Load().Publish(snapshotOf(s))
+			d.pubMu.Lock()
+			if g.serving.Load() {
+				d.publishState(g, s)
+			}
+			d.pubMu.Unlock()
 			if s.Credentials.HasKeys() {
 				d.onceH.Do(func() { close(d.held) })
 			} else if errors.Is(s.Err, rotator.ErrNoMFACode) {
@@ -121,14 +166,43 @@ func (d *daemon) newGeneration(c Config, src rotator.Fetcher) (*generation, erro
 				at := s.ErrAt
 				g.failingSince.Store(&at)
 			}
-			// The daemon is ready once its first source has tried.
-			d.once.Do(func() { close(d.ready) })
+			g.onceT.Do(func() { close(g.tried) })
 			g.changed.signal()
 		},
-		Observe: d.metrics.observeFetch,
-		Log:     d.log.With().Str("component", "rotator").Logger(),
+		Observe: d.metrics.observer(r.RoleName),
+		Log:     d.log.With().Str("component", "rotator").Str("role", r.RoleName).Logger(),
 	})
-	return g, nil
+	return g
+}
+
+// name is the name of g's role.
+func (g *generation) name() string { return *g.role.Load() }
+
+// rename gives g's role a new name (the one role's role_name changed).
+func (g *generation) rename(name string) { g.role.Store(&name) }
+
+// publishState hands g's state s to the handlers. d.pubMu must be held.
+func (d *daemon) publishState(g *generation, s rotator.State) {
+	snap := snapshotOf(s)
+	_ = d.served.p.Load().PublishRole(g.name(), snap) // a removed role is no longer known: fine
+	if g.container.Load() {
+		d.containers.Publish(g.name(), snap)
+	}
+}
+
+// swapHandler makes h the IMDS handler, with the state of every running
+// generation published into it first: no request sees it empty. Under
+// pubMu, no publish falls between. d.mu must be held.
+func (d *daemon) swapHandler(h *imds.Handler) {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
+	for _, s := range d.roles {
+		_ = h.PublishRole(s.gen.name(), snapshotOf(s.gen.rot.State()))
+	}
+	d.served.p.Store(h)
+	for _, s := range d.roles {
+		d.publishState(s.gen, s.gen.rot.State())
+	}
 }
 
 // start runs the generation's rotator until stop, which waits for it.
@@ -146,12 +220,12 @@ func (g *generation) stop() {
 	<-g.done
 }
 
-// serve opens the admin socket, binds every listener, runs the rotator,
-// prints the export line once the first attempt to get credentials is
-// done, reloads on each value from hup and each imdsd reload, and blocks
-// until ctx ends; then it drains requests in flight. It fails at once,
-// before binding anything, when the admin socket is another imdsd's or
-// is not safe to use.
+// serve opens the admin socket, binds every listener, runs the rotators,
+// prints the export line once every role has tried to get credentials,
+// reloads on each value from hup and each imdsd reload, and blocks until
+// ctx ends; then it drains requests in flight. It fails at once, before
+// binding anything, when the admin socket is another imdsd's or is not
+// safe to use.
 func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Signal, reload reloadFunc) error {
 	d.mu.Lock()
 	adminPath := d.cfg.AdminSocket
@@ -170,16 +244,42 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 		d.mu.Unlock()
 		return err
 	}
+	clns, err := listenAll(d.cfg.ContainerListen)
+	if err != nil {
+		closeAll(lns)
+		d.mu.Unlock()
+		return err
+	}
 	errc := make(chan error, 16)
 	for i, ln := range lns {
 		d.startServer(d.cfg.Listen[i], ln, errc)
 	}
-	d.gen.start(ctx)
+	for i, ln := range clns {
+		d.startContainerServer(d.cfg.ContainerListen[i], ln, errc)
+	}
+	var tried []chan struct{}
+	for _, s := range d.roles {
+		s.gen.start(ctx)
+		tried = append(tried, s.gen.tried)
+	}
 	d.mu.Unlock()
+	d.wg.Go(func() {
+		defer close(d.ready)
+		for _, t := range tried {
+			select {
+			case <-t:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
 
 	select {
 	case <-d.ready:
 		fmt.Fprintf(stdout, "export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s\n", endpointURL(lns[0].Addr()))
+		for _, ln := range clns {
+			fmt.Fprintf(stdout, "# container endpoint: %s%s (imdsd container-env ROLE)\n", endpointBase(ln.Addr()), imds.ContainerPathPrefix)
+		}
 	case <-ctx.Done():
 	case err = <-errc:
 	}
@@ -209,8 +309,11 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 	sdNotify("STOPPING=1")
 	d.log.Info().Msg("shutting down")
 	d.mu.Lock()
-	servers := make([]*http.Server, 0, len(d.servers))
+	servers := make([]*http.Server, 0, len(d.servers)+len(d.cservers))
 	for _, srv := range d.servers {
+		servers = append(servers, srv)
+	}
+	for _, srv := range d.cservers {
 		servers = append(servers, srv)
 	}
 	d.mu.Unlock()
@@ -226,53 +329,79 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 	return err
 }
 
-// stopSources stops the running generation and a pending one, and waits
-// for every goroutine on d.wg. It never waits holding d.mu: a pending
-// source's supervisor takes it to switch over.
+// stopSources stops every role's generations, and waits for every
+// goroutine on d.wg. It never waits holding d.mu: a pending source's
+// supervisor takes it to switch over.
 func (d *daemon) stopSources() {
 	d.mu.Lock()
-	p, g := d.pending, d.gen
-	d.pending = nil // it can no longer take over; its supervisor stops it
-	d.mu.Unlock()
-	if p != nil {
-		p.cancel()
+	var running []*generation
+	for _, s := range d.roles {
+		if s.pending != nil {
+			s.pending.cancel() // its supervisor stops it
+			s.pending = nil    // it can no longer take over
+		}
+		running = append(running, s.gen)
 	}
-	g.stop()
+	d.mu.Unlock()
+	for _, g := range running {
+		g.stop()
+	}
 	d.wg.Wait()
 }
 
-// current returns the running configuration and rotator.
+// current returns the running configuration and the default role's
+// rotator.
 func (d *daemon) current() (Config, *rotator.Rotator) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.cfg, d.gen.rot
+	return d.cfg, d.roles[d.cfg.defaultRoleName()].gen.rot
 }
 
-// reloadFunc re-reads the configuration and builds its source.
-type reloadFunc func(ctx context.Context) (Config, rotator.Fetcher, error)
+// defaultGen is the default role's running generation.
+func (d *daemon) defaultGen() *generation {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.roles[d.cfg.defaultRoleName()].gen
+}
+
+// role returns the running and pending generations of role name, nil when
+// there is no such role.
+func (d *daemon) role(name string) (running, pending *generation) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.roles[name]; s != nil {
+		return s.gen, s.pending
+	}
+	return nil, nil
+}
+
+// reloadFunc re-reads the configuration and builds every role's source.
+type reloadFunc func(ctx context.Context) (Config, map[string]rotator.Fetcher, error)
 
 // reload switches to the configuration reload returns. An invalid one is
 // refused with its errors and the running one stays. Listeners whose
 // address did not change keep their sockets; tokens stay valid.
 //
-// A changed source does not take over at once: it starts beside the
-// running one as the pending generation, returned, and takes over on its
-// first success, or when the running source has no valid credentials left
-// (reload_source.go). Until then the running configuration serves, on its
-// listeners and on those the new one adds. A further reload replaces a
-// pending generation. reload never waits for a source: the admin API must
-// answer while STS does not.
-func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- error) (*generation, error) {
+// Roles are compared by name. A role whose source settings did not change
+// keeps its rotator and credentials. A new role starts at once. A removed
+// role stops. A role whose source changed does not take over at once: its
+// new source starts beside the running one as the role's pending
+// generation, returned, and takes over on its first success, or when the
+// running source has no valid credentials left (reload_source.go). Until
+// every pending source has taken over, the listeners a reload removes keep
+// serving. A further reload replaces a pending generation. reload never
+// waits for a source: the admin API must answer while STS does not.
+func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- error) ([]*generation, error) {
 	sdNotify("RELOADING=1")
 	defer sdNotify("READY=1") // systemd needs it to end the reload, ready or not
 	d.log.Info().Msg("reloading configuration")
-	refuse := func(err error) (*generation, error) {
+	refuse := func(err error) ([]*generation, error) {
 		d.log.Error().Err(err).Msg("configuration refused; the running one stays")
 		return nil, err
 	}
 	// Reading files and building clients happens outside d.mu, which the
 	// admin API needs; reloads are serialised by serve's loop.
-	c, src, err := reload(ctx)
+	c, srcs, err := reload(ctx)
 	if err != nil {
 		return refuse(err)
 	}
@@ -285,70 +414,156 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 	if c.AdminSocket != old.AdminSocket {
 		d.log.Warn().Str("admin", old.AdminSocket).Msg("admin_socket takes effect at the next restart")
 	}
-	same := sameSource(old, c)
+	if c.MaxConnections != old.MaxConnections {
+		d.log.Warn().Msg("max_connections applies to listeners bound from now on; restart to apply it to all")
+	}
+	// Which roles change their source.
+	type plan struct {
+		r    Config
+		keep bool // same source: keep the running generation
+	}
+	var plans []plan
+	changing := false
+	if len(old.Roles) == 0 && len(c.Roles) == 0 && old.RoleName != c.RoleName {
+		// The one role renamed (role_name): the same role, its rotator
+		// and credentials kept.
+		s := d.roles[old.RoleName]
+		delete(d.roles, old.RoleName)
+		d.roles[c.RoleName] = s
+		d.pubMu.Lock()
+		s.gen.rename(c.RoleName)
+		if s.pending != nil {
+			s.pending.rename(c.RoleName)
+		}
+		d.pubMu.Unlock()
+	}
+	for _, r := range c.roleConfigs() {
+		s := d.roles[r.RoleName]
+		keep := s != nil && sameSource(s.gen.cfg, r)
+		if s != nil && !keep {
+			changing = true
+		}
+		if !keep && srcs[r.RoleName] == nil {
+			return refuse(fmt.Errorf("role %s: no credential source", r.RoleName))
+		}
+		plans = append(plans, plan{r, keep})
+	}
 	want := c.Listen
-	if !same {
-		// The running source keeps serving its listeners until the new
-		// one takes over.
+	if changing || d.anyPending() {
+		// The running sources keep serving their listeners until the new
+		// ones take over.
 		want = unionOf(old.Listen, c.Listen)
 	}
-	var added []string
-	for _, a := range want {
-		if d.servers[a] == nil {
-			added = append(added, a)
-		}
-	}
+	added := missing(want, d.servers)
 	lns, err := listenAll(added)
 	if err != nil {
 		return refuse(err)
 	}
-	var h *imds.Handler
-	var ng *generation
-	if same {
-		h, err = d.newHandler(c)
-	} else {
-		ng, err = d.newGeneration(c, src)
-	}
+	cadded := missing(c.ContainerListen, d.cservers)
+	clns, err := listenAll(cadded)
 	if err != nil {
 		closeAll(lns)
 		return refuse(err)
 	}
+	h, err := d.newHandler(c)
+	if err == nil {
+		err = d.exposeContainers(c)
+	}
+	if err != nil {
+		closeAll(lns)
+		closeAll(clns)
+		return refuse(err)
+	}
 
+	d.cfg = c
 	for i, ln := range lns {
 		d.startServer(added[i], ln, errc)
 	}
-	if p := d.pending; p != nil {
-		d.pending = nil
-		p.cancel() // its supervisor waits for it
-		d.log.Info().Str("source", p.cfg.Source).Msg("pending source replaced by this reload")
+	for i, ln := range clns {
+		d.startContainerServer(cadded[i], ln, errc)
 	}
+	var pendings []*generation
+	for _, p := range plans {
+		s := d.roles[p.r.RoleName]
+		if s != nil && s.pending != nil {
+			s.pending.cancel() // its supervisor waits for it
+			d.log.Info().Str("role", p.r.RoleName).Str("source", s.pending.cfg.Source).Msg("pending source replaced by this reload")
+			s.pending = nil
+		}
+		switch {
+		case p.keep:
+			// The role's settings beyond the source (container: …) may
+			// have changed; its rotator stays.
+			s.gen.container.Store(p.r.Container)
+		case s == nil:
+			g := d.newGeneration(p.r, srcs[p.r.RoleName])
+			g.serving.Store(true)
+			d.roles[p.r.RoleName] = &roleSlot{gen: g}
+			g.start(context.WithoutCancel(ctx))
+			d.log.Info().Str("role", p.r.RoleName).Str("source", p.r.Source).Msg("role added")
+		default:
+			ng := d.newGeneration(p.r, srcs[p.r.RoleName])
+			s.pending = ng
+			ng.start(context.WithoutCancel(ctx))
+			running := s.gen
+			d.wg.Go(func() { d.supervise(ng, running) })
+			pendings = append(pendings, ng)
+			d.log.Info().Str("role", p.r.RoleName).Str("source", p.r.Source).Msg("new source starting; the running one serves until it obtains credentials")
+		}
+	}
+	names := c.roleNames()
+	for name, s := range d.roles {
+		if slices.Contains(names, name) {
+			continue
+		}
+		delete(d.roles, name)
+		if s.pending != nil {
+			s.pending.cancel()
+		}
+		g := s.gen
+		g.serving.Store(false)
+		d.wg.Go(g.stop)
+		d.log.Info().Str("role", name).Msg("role removed")
+	}
+	d.swapHandler(h)
 	d.dropListeners(want)
-	if same {
-		g := d.gen
-		// Store first, then publish the latest state: a publish racing
-		// with the switch lands in h either way.
-		g.handler.Store(h)
-		h.Publish(snapshotOf(g.rot.State()))
-		d.cfg = c
-		d.served.p.Store(h)
-		d.log.Info().Str("source", c.Source).Bool("source_changed", false).
-			Strs("listen", c.Listen).Msg("configuration reloaded")
-		return nil, nil
+	d.dropContainerListeners(c.ContainerListen)
+	if len(pendings) == 0 {
+		d.log.Info().Strs("roles", names).Strs("listen", c.Listen).Msg("configuration reloaded")
 	}
-	d.pending = ng
-	ng.start(context.WithoutCancel(ctx))
-	running := d.gen
-	d.wg.Go(func() { d.supervise(ng, running) })
-	d.log.Info().Str("source", c.Source).Msg("new source starting; the running one serves until it obtains credentials")
-	return ng, nil
+	return pendings, nil
 }
 
-// sameSource reports whether a and b describe the same credential source,
-// so that the rotator and the credentials it holds can be kept.
+// anyPending reports whether a role has a pending generation. d.mu must be
+// held.
+func (d *daemon) anyPending() bool {
+	for _, s := range d.roles {
+		if s.pending != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// missing are the addresses of want not served yet.
+func missing(want []string, servers map[string]*http.Server) []string {
+	var out []string
+	for _, a := range want {
+		if servers[a] == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// sameSource reports whether a and b describe the same credential source
+// of a role, so that its rotator and the credentials it holds can be kept.
 func sameSource(a, b Config) bool {
 	strip := func(c Config) Config {
 		c.Listen, c.TokenMode, c.AllowClient, c.RoleName, c.Region = nil, "", nil, "", ""
-		c.LogFormat, c.LogLevel, c.AdminSocket = "", "", ""
+		c.LogFormat, c.LogLevel, c.AdminSocket, c.MaxConnections = "", "", "", 0
+		c.Roles, c.roleEntries, c.DefaultRole, c.Container = nil, nil, "", false
+		c.ContainerListen, c.ContainerTokenDir, c.ContainerTokenGroup = nil, "", ""
 		return c
 	}
 	return reflect.DeepEqual(strip(a), strip(b))
@@ -388,7 +603,7 @@ func closeAll(lns []net.Listener) {
 	}
 }
 
-// startServer serves ln; d.mu must be held.
+// startServer serves IMDS on ln; d.mu must be held.
 func (d *daemon) startServer(addr string, ln net.Listener, errc chan<- error) {
 	srv := imds.NewServer(&d.served, d.cfg.MaxConnections, d.log.With().Str("component", "http").Logger())
 	d.servers[addr] = srv

@@ -3,6 +3,8 @@ package daemon
 import (
 	"flag"
 	"io"
+
+	"github.com/imdsd/imdsd/rotator"
 )
 
 // testRunFlags parses args as imdsd run's flags.
@@ -35,4 +37,12 @@ func parseRunFlags(c *Config, args []string, _ io.Writer) error {
 	}
 	rf.apply(c)
 	return nil
+}
+
+// oneRole is what a reloadFunc returns for a configuration of one role.
+func oneRole(c Config, src rotator.Fetcher, err error) (Config, map[string]rotator.Fetcher, error) {
+	if err != nil {
+		return Config{}, nil, err
+	}
+	return c, map[string]rotator.Fetcher{c.defaultRoleName(): src}, nil
 }

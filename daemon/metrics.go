@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +20,13 @@ var fetchBuckets = [...]float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 // metrics are the process's counters, kept across reloads. Everything is
 // atomic: fetches are rare, but scrapes may run any time.
 type metrics struct {
-	requests  imds.RequestStats
+	requests imds.RequestStats
+	mu       sync.Mutex              // guards byRole (not the counters)
+	byRole   map[string]*roleMetrics // fetch counters by role, created on first use
+}
+
+// roleMetrics are one role's fetch counters.
+type roleMetrics struct {
 	refreshes atomic.Uint64
 	failures  [3]atomic.Uint64 // by rotator.Class
 	buckets   [len(fetchBuckets)]atomic.Uint64
@@ -27,8 +34,31 @@ type metrics struct {
 	sumMicros atomic.Uint64
 }
 
-// observeFetch is the rotator's Observe hook.
-func (m *metrics) observeFetch(took time.Duration, err error) {
+func newMetrics() *metrics { return &metrics{byRole: map[string]*roleMetrics{}} }
+
+// role returns role's counters, creating them.
+func (m *metrics) role(name string) *roleMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byRole == nil {
+		m.byRole = map[string]*roleMetrics{}
+	}
+	r := m.byRole[name]
+	if r == nil {
+		r = &roleMetrics{}
+		m.byRole[name] = r
+	}
+	return r
+}
+
+// observer is the rotator's Observe hook for role.
+func (m *metrics) observer(role string) func(time.Duration, error) {
+	r := m.role(role)
+	return r.observeFetch
+}
+
+// observeFetch counts one fetch.
+func (m *roleMetrics) observeFetch(took time.Duration, err error) {
 	if err == nil {
 		m.refreshes.Add(1)
 	} else {
@@ -44,39 +74,62 @@ func (m *metrics) observeFetch(took time.Duration, err error) {
 	m.sumMicros.Add(uint64(took.Microseconds()))
 }
 
-// write renders the Prometheus text exposition format (version 0.0.4)
-// for the running source's state st; pending says whether a reloaded
-// source has yet to take over. Hand-written: six families do not justify
-// client_golang, whose registry would double the daemon's idle memory.
-func (m *metrics) write(w io.Writer, st rotator.State, pending bool, now time.Time) {
+// roleState is what the metrics show of one role.
+type roleState struct {
+	name    string
+	st      rotator.State
+	pending bool
+}
+
+// write renders the Prometheus text exposition format (version 0.0.4) for
+// the roles' running states; every role's series carry a role label.
+// Hand-written: a few families do not justify client_golang, whose
+// registry would double the daemon's idle memory.
+func (m *metrics) write(w io.Writer, roles []roleState, now time.Time) {
 	family := func(name, typ, help string) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
 	family("imdsd_credentials_expiry_seconds", "gauge", "Seconds until the served credentials expire; negative once expired, absent before the first success.")
-	if c := st.Credentials; c.HasKeys() && c.CanExpire {
-		fmt.Fprintf(w, "imdsd_credentials_expiry_seconds %d\n", int64(math.Floor(c.Expires.Sub(now).Seconds())))
+	for _, r := range roles {
+		if c := r.st.Credentials; c.HasKeys() && c.CanExpire {
+			fmt.Fprintf(w, "imdsd_credentials_expiry_seconds{role=%q} %d\n", r.name, int64(math.Floor(c.Expires.Sub(now).Seconds())))
+		}
 	}
 	family("imdsd_refreshes_total", "counter", "Credential fetches that succeeded.")
-	fmt.Fprintf(w, "imdsd_refreshes_total %d\n", m.refreshes.Load())
+	for _, r := range roles {
+		fmt.Fprintf(w, "imdsd_refreshes_total{role=%q} %d\n", r.name, m.role(r.name).refreshes.Load())
+	}
 	family("imdsd_refresh_failures_total", "counter", "Credential fetches that failed, by class: transient (retried soon) or permanent (needs a person).")
-	for _, c := range []rotator.Class{rotator.ClassTransient, rotator.ClassPermanent} {
-		fmt.Fprintf(w, "imdsd_refresh_failures_total{class=%q} %d\n", c.String(), m.failures[c].Load())
+	for _, r := range roles {
+		rm := m.role(r.name)
+		for _, c := range []rotator.Class{rotator.ClassTransient, rotator.ClassPermanent} {
+			fmt.Fprintf(w, "imdsd_refresh_failures_total{role=%q,class=%q} %d\n", r.name, c.String(), rm.failures[c].Load())
+		}
 	}
 	family("imdsd_sts_request_duration_seconds", "histogram", "Time each credential fetch took, STS calls and token commands included.")
-	for i, le := range fetchBuckets {
-		fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_bucket{le=\"%g\"} %d\n", le, m.buckets[i].Load())
+	for _, r := range roles {
+		rm := m.role(r.name)
+		for i, le := range fetchBuckets {
+			fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_bucket{role=%q,le=\"%g\"} %d\n", r.name, le, rm.buckets[i].Load())
+		}
+		n := rm.count.Load()
+		fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_bucket{role=%q,le=\"+Inf\"} %d\n", r.name, n)
+		fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_sum{role=%q} %g\n", r.name, float64(rm.sumMicros.Load())/1e6)
+		fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_count{role=%q} %d\n", r.name, n)
 	}
-	n := m.count.Load()
-	fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", n)
-	fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_sum %g\n", float64(m.sumMicros.Load())/1e6)
-	fmt.Fprintf(w, "imdsd_sts_request_duration_seconds_count %d\n", n)
+	family("imdsd_short_lifetime_seconds", "gauge", "The lifetime STS granted when under 35 minutes (then credentials are refreshed at half-life and may be served with under 30 minutes left), else 0.")
+	for _, r := range roles {
+		fmt.Fprintf(w, "imdsd_short_lifetime_seconds{role=%q} %d\n", r.name, int64(r.st.ShortLifetime.Seconds()))
+	}
 	family("imdsd_reload_pending", "gauge", "1 while a reloaded source has not obtained credentials and the previous one still serves, else 0.")
-	p := 0
-	if pending {
-		p = 1
+	for _, r := range roles {
+		p := 0
+		if r.pending {
+			p = 1
+		}
+		fmt.Fprintf(w, "imdsd_reload_pending{role=%q} %d\n", r.name, p)
 	}
-	fmt.Fprintf(w, "imdsd_reload_pending %d\n", p)
-	family("imdsd_http_requests_total", "counter", "IMDS requests by route and status.")
+	family("imdsd_http_requests_total", "counter", "IMDS and container endpoint requests by route and status.")
 	m.requests.Each(func(route string, status int, n uint64) {
 		fmt.Fprintf(w, "imdsd_http_requests_total{route=%q,status=\"%d\"} %d\n", route, status, n)
 	})

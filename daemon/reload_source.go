@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,22 +64,30 @@ func untilUnservable(s rotator.State, now time.Time) time.Duration {
 	return min(max(c.Expires.Add(-rotator.ExpiryMargin).Sub(now), 0), superviseCheck)
 }
 
-// promote makes p, the pending generation, the running one; it reports
-// false when p is no longer pending (replaced, or the daemon stops).
+// promote makes p, the pending generation of its role, the running one;
+// it reports false when p is no longer pending (replaced, or the daemon
+// stops).
 func (d *daemon) promote(p *generation, why string) bool {
 	d.mu.Lock()
-	if d.pending != p {
+	slot := d.roles[p.name()]
+	if slot == nil || slot.pending != p {
 		d.mu.Unlock()
 		return false
 	}
-	old := d.gen
-	d.gen, d.pending, d.cfg = p, nil, p.cfg
-	d.served.p.Store(p.handler.Load())
-	d.dropListeners(p.cfg.Listen)
+	old := slot.gen
+	slot.gen, slot.pending = p, nil
+	d.pubMu.Lock()
+	old.serving.Store(false)
+	p.serving.Store(true)
+	d.publishState(p, p.rot.State())
+	d.pubMu.Unlock()
+	if !d.anyPending() {
+		d.dropListeners(d.cfg.Listen)
+	}
 	d.mu.Unlock()
 	close(p.took)
 	old.stop()
-	d.log.Info().Str("source", p.cfg.Source).Bool("source_changed", true).Strs("listen", p.cfg.Listen).
+	d.log.Info().Str("role", p.name()).Str("source", p.cfg.Source).Bool("source_changed", true).Strs("listen", p.cfg.Listen).
 		Str("reason", why).Msg("configuration reloaded")
 	return true
 }
@@ -111,18 +120,19 @@ func unionOf(a, b []string) []string {
 	return out
 }
 
-// pendingGen returns the pending generation, nil when there is none.
+// pendingGen returns the default role's pending generation, nil when there
+// is none.
 func (d *daemon) pendingGen() *generation {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.pending
+	return d.roles[d.cfg.defaultRoleName()].pending
 }
 
 // reloadStarted is serve's answer to a reload request: the refusal, or
-// the pending generation of a changed source (nil when the new
-// configuration runs already).
+// the pending generations of the roles whose source changed (none when the
+// new configuration runs already).
 type reloadStarted struct {
-	pending *generation
+	pending []*generation
 	err     error
 }
 
@@ -176,10 +186,40 @@ func (d *daemon) requestReload(ctx context.Context, wait time.Duration) reloadAn
 	switch {
 	case st.err != nil:
 		return reloadAnswer{Result: reloadRefused, Message: "the configuration was refused; the running one stays", Error: st.err.Error()}
-	case st.pending == nil:
+	case len(st.pending) == 0:
 		return reloadAnswer{Result: reloadApplied, Message: "configuration reloaded"}
 	}
-	return awaitSource(ctx, st.pending, wait)
+	return awaitSources(ctx, st.pending, wait)
+}
+
+// awaitSources is awaitSource for the pending generations of several
+// roles, all within wait: applied when every one took over, else the
+// worst outcome, with the message of each role that did not.
+func awaitSources(ctx context.Context, ps []*generation, wait time.Duration) reloadAnswer {
+	if len(ps) == 1 {
+		return awaitSource(ctx, ps[0], wait)
+	}
+	deadline := time.Now().Add(wait)
+	rank := map[string]int{reloadApplied: 0, reloadPending: 1, reloadReplaced: 2, reloadRefused: 3}
+	out := reloadAnswer{Result: reloadApplied, Message: "configuration reloaded"}
+	var msgs, errs []string
+	for _, p := range ps {
+		a := awaitSource(ctx, p, max(time.Until(deadline), 0))
+		if a.Result != reloadApplied || a.Error != "" {
+			msgs = append(msgs, "role "+p.name()+": "+a.Message)
+			if a.Error != "" {
+				errs = append(errs, "role "+p.name()+": "+a.Error)
+			}
+		}
+		if rank[a.Result] > rank[out.Result] {
+			out.Result = a.Result
+		}
+	}
+	if len(msgs) > 0 {
+		out.Message = strings.Join(msgs, "; ")
+	}
+	out.Error = strings.Join(errs, "\n")
+	return out
 }
 
 // awaitSource waits, at most wait, until the pending generation p has

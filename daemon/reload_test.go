@@ -180,16 +180,16 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the next SIGHUP will load.
-	var next atomic.Pointer[func(context.Context) (Config, rotator.Fetcher, error)]
+	var next atomic.Pointer[func(context.Context) (Config, map[string]rotator.Fetcher, error)]
 	reloadTo := func(c Config, f rotator.Fetcher, err error) {
-		fn := func(context.Context) (Config, rotator.Fetcher, error) { return c, f, err }
+		fn := func(context.Context) (Config, map[string]rotator.Fetcher, error) { return oneRole(c, f, err) }
 		next.Store(&fn)
 	}
 	hup := make(chan os.Signal)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- d.serve(ctx, io.Discard, hup, func(ctx context.Context) (Config, rotator.Fetcher, error) { return (*next.Load())(ctx) })
+		done <- d.serve(ctx, io.Discard, hup, func(ctx context.Context) (Config, map[string]rotator.Fetcher, error) { return (*next.Load())(ctx) })
 	}()
 	<-d.ready
 	baseA := "http://" + a
@@ -402,7 +402,8 @@ func scrape(t *testing.T, client *http.Client, base string) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for name, f := range families {
-		if len(f.Metric) == 1 && len(f.Metric[0].Label) == 0 {
+		// One series, unlabelled or labelled with the one role only.
+		if len(f.Metric) == 1 && (len(f.Metric[0].Label) == 0 || len(f.Metric[0].Label) == 1 && f.Metric[0].Label[0].GetName() == "role") {
 			if g := f.Metric[0].Gauge; g != nil {
 				out[name] = g.GetValue()
 			} else if c := f.Metric[0].Counter; c != nil {
@@ -570,18 +571,19 @@ func TestReloadPendingTakesOverAtExpiry(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		d.gen.start(ctx)
-		<-d.ready
-		expires := d.gen.rot.State().Credentials.Expires
+		d.defaultGen().start(ctx)
+		<-d.defaultGen().tried
+		expires := d.defaultGen().rot.State().Credentials.Expires
 
 		next := c
 		next.DevLifetime = 2 * time.Hour
 		failing := &flaky{}
 		failing.fail.Store(true)
-		p, err := d.reload(ctx, func(context.Context) (Config, rotator.Fetcher, error) { return next, failing, nil }, nil)
-		if err != nil || p == nil {
-			t.Fatalf("reload() = %v, %v; want a pending source", p, err)
+		ps, err := d.reload(ctx, func(context.Context) (Config, map[string]rotator.Fetcher, error) { return oneRole(next, failing, nil) }, nil)
+		if err != nil || len(ps) != 1 {
+			t.Fatalf("reload() = %v, %v; want a pending source", ps, err)
 		}
+		p := ps[0]
 		if a := awaitSource(ctx, p, time.Minute); a.Result != reloadPending || !strings.Contains(a.Error, "AccessDenied") {
 			t.Errorf("awaitSource() = %+v, want pending with AccessDenied", a)
 		}
@@ -604,7 +606,7 @@ func TestReloadPendingTakesOverAtExpiry(t *testing.T) {
 			t.Errorf("running %+v after the old credentials lapsed, want the new source", cfg)
 		}
 		select {
-		case <-d.gen.took:
+		case <-d.defaultGen().took:
 		default:
 			t.Error("took not closed after the switch")
 		}

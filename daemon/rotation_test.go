@@ -32,8 +32,8 @@ func TestDevRotationOverADay(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
-		wg.Go(func() { _ = d.gen.rot.Run(ctx) })
-		<-d.ready
+		wg.Go(func() { _ = d.defaultGen().rot.Run(ctx) })
+		<-d.defaultGen().tried
 
 		start := time.Now()
 		var mu sync.Mutex

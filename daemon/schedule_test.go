@@ -80,8 +80,8 @@ func (f *stsFixture) poll(t *testing.T, period, end time.Duration, ready func())
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = f.d.gen.rot.Run(ctx) })
-	<-f.d.ready
+	wg.Go(func() { _ = f.d.defaultGen().rot.Run(ctx) })
+	<-f.d.defaultGen().tried
 	if ready != nil {
 		ready()
 	}
@@ -137,7 +137,7 @@ func TestScheduleOutageInvisibleWithLongCredentials(t *testing.T) {
 		f := newSTSFixture(t, 12*time.Hour)
 		// Two hours of outage around the first planned refresh.
 		seen := f.poll(t, 30*time.Second, 14*time.Hour, func() {
-			next := f.d.gen.rot.State().Next
+			next := f.d.defaultGen().rot.State().Next
 			f.sts.Outage(next.Add(-time.Hour), next.Add(time.Hour))
 		})
 		for _, o := range seen {

@@ -64,6 +64,11 @@ var settings = []setting{
 	{"profile", "profile", "AWS CLI profile: the source (profile, static) or the base credentials (others)", func(c *Config) any { return &c.Profile }},
 	{"sts_region", "sts-region", "region of the STS endpoint (default: --region)", func(c *Config) any { return &c.STSRegion }},
 	{"sts_endpoint", "sts-endpoint", "STS endpoint URL (default: the regional endpoint)", func(c *Config) any { return &c.STSEndpoint }},
+	{"default_role", "default-role", "with a roles: list in the config file: the role IMDS lists (default: the first)", func(c *Config) any { return &c.DefaultRole }},
+	{"container", "container", "also serve the role on the container credentials endpoint, with a token of its own", func(c *Config) any { return &c.Container }},
+	{"container_listen", "container-listen", "address of the container credentials endpoint, e.g. 169.254.170.23:80 or 127.0.0.1:8170; repeatable (default: off)", func(c *Config) any { return &c.ContainerListen }},
+	{"container_token_dir", "container-token-dir", "directory of the container tokens, one subdirectory per role (default: $STATE_DIRECTORY/container-tokens, /var/lib/imdsd/container-tokens for root, else ~/.local/state/imdsd/container-tokens)", func(c *Config) any { return &c.ContainerTokenDir }},
+	{"container_token_group", "container-token-group", "group (name or id) that may read the container tokens (default: imdsd's own)", func(c *Config) any { return &c.ContainerTokenGroup }},
 	{"max_connections", "max-connections", "connections held open at once per listen address, 16..65536; at the cap the one waiting longest is closed (default 1024)", func(c *Config) any { return &c.MaxConnections }},
 	{"admin_socket", "admin-socket", "admin API socket for imdsd status, creds and mfa (default: $RUNTIME_DIRECTORY, /run/imdsd or the user's runtime directory)", func(c *Config) any { return &c.AdminSocket }},
 	{"access_key_id", "", "", func(c *Config) any { return &c.AccessKeyID }},
@@ -295,6 +300,17 @@ func parseConfigFile(c *Config, r io.Reader, name string) error {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		at := fmt.Sprintf("%s:%d", name, k.Line)
+		if k.Value == "roles" {
+			if line, dup := seen[k.Value]; dup {
+				errs = append(errs, fmt.Errorf("%s: roles: set twice (first on line %d)", at, line))
+				continue
+			}
+			seen[k.Value] = k.Line
+			entries, err := parseRoles(v, name)
+			errs = append(errs, err)
+			c.roleEntries = entries
+			continue
+		}
 		s, ok := byKey[k.Value]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: unknown key %s%s", at, quote(k.Value), suggest(k.Value)))
@@ -552,7 +568,7 @@ func loadConfig(flags *runFlags, getenv func(string) string) (Config, string, er
 		return Config{}, path, err
 	}
 	flags.apply(&c)
-	return c.withDefaults(getenv), path, nil
+	return c.expandRoles().withDefaults(getenv), path, nil
 }
 
 // maxConfigSize bounds the config file read: a few hundred bytes is usual.
@@ -611,15 +627,46 @@ func checkConfigFile(fi os.FileInfo) error {
 // before serving: the endpoint's settings, and the source's, STS parameters
 // included, building the source without calling STS. loadErr means a layer
 // could not be read; invalid lists every problem of a configuration that
-// was read.
+// was read. src is the default role's source (loadRunRoles has every
+// role's).
 func loadRunConfig(ctx context.Context, flags *runFlags, getenv func(string) string, deps stsDeps) (c Config, path string, src rotator.Fetcher, loadErr, invalid error) {
+	c, path, srcs, loadErr, invalid := loadRunRoles(ctx, flags, getenv, deps)
+	return c, path, srcs[c.defaultRoleName()], loadErr, invalid
+}
+
+// loadRunRoles is loadRunConfig for every role: their sources by name.
+func loadRunRoles(ctx context.Context, flags *runFlags, getenv func(string) string, deps stsDeps) (c Config, path string, srcs map[string]rotator.Fetcher, loadErr, invalid error) {
 	c, path, err := loadConfig(flags, getenv)
 	if err != nil {
 		return c, path, nil, err, nil
 	}
-	src, err = buildSource(ctx, c, deps)
-	if err == nil {
+	c, srcs, err = buildSources(ctx, c, deps)
+	return c, path, srcs, nil, errors.Join(c.Validate(), clipQuoted(err))
+}
+
+// buildSources builds every role's source (buildSource), naming the role in
+// its errors when there are several.
+func buildSources(ctx context.Context, c Config, deps stsDeps) (Config, map[string]rotator.Fetcher, error) {
+	srcs := map[string]rotator.Fetcher{}
+	if len(c.Roles) == 0 {
+		src, err := buildSource(ctx, c, deps)
+		if err != nil {
+			return c, nil, err
+		}
 		c = c.withSourceRole(src)
+		srcs[c.RoleName] = src
+		return c, srcs, nil
 	}
-	return c, path, src, nil, errors.Join(c.Validate(), clipQuoted(err))
+	var errs []error
+	for _, r := range c.Roles {
+		src, err := buildSource(ctx, r, deps)
+		if err != nil {
+			for _, e := range flatten(err) {
+				errs = append(errs, fmt.Errorf("role %s: %w", r.RoleName, e))
+			}
+			continue
+		}
+		srcs[r.RoleName] = src
+	}
+	return c, srcs, errors.Join(errs...)
 }
