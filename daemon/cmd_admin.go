@@ -106,6 +106,23 @@ func adminCallTimeout(ctx context.Context, path, method, route string, body io.R
 	return resp.StatusCode, nil
 }
 
+// roleQuery is the ?role= of an admin request, "" for the default role.
+func roleQuery(role string) string {
+	if role == "" {
+		return ""
+	}
+	return "?role=" + url.QueryEscape(role)
+}
+
+// roleList names the roles of a status document.
+func roleList(st statusDoc) string {
+	var names []string
+	for _, r := range st.Roles {
+		names = append(names, r.Name)
+	}
+	return joinNames(names)
+}
+
 var statusSpec = commandSpec{
 	name:     "status",
 	synopsis: "status [--json] [--admin-socket PATH] [--config FILE]",
@@ -178,6 +195,10 @@ func (c *statusCmd) Run(ctx context.Context, _ []string) error {
 }
 
 func printStatus(w io.Writer, st statusDoc, now time.Time) {
+	if len(st.Roles) > 1 {
+		printRolesStatus(w, st, now)
+		return
+	}
 	health := "serving valid credentials"
 	if !st.Healthy {
 		health = "NOT serving valid credentials"
@@ -191,20 +212,75 @@ func printStatus(w io.Writer, st statusDoc, now time.Time) {
 	fmt.Fprintf(w, "  role:         %s\n", role)
 	fmt.Fprintf(w, "  region:       %s\n", st.Region)
 	fmt.Fprintf(w, "  listening:    %s (tokens %s)\n", strings.Join(st.Listen, ", "), st.TokenMode)
-	if c := st.Credentials; c != nil {
+	if len(st.ContainerListen) > 0 {
+		fmt.Fprintf(w, "  containers:   %s\n", strings.Join(st.ContainerListen, ", "))
+	}
+	var rs roleStatus
+	if len(st.Roles) == 1 {
+		rs = st.Roles[0]
+	} else {
+		rs = roleStatus{Credentials: st.Credentials, NextRefresh: st.NextRefresh, LastError: st.LastError, Pending: st.Pending, ShortLifetime: st.ShortLifetime}
+	}
+	printRoleState(w, rs, now)
+}
+
+// printRolesStatus is imdsd status with several roles: what they share,
+// then a block per role, the default first.
+func printRolesStatus(w io.Writer, st statusDoc, now time.Time) {
+	var failing []string
+	for _, r := range st.Roles {
+		if !r.Healthy {
+			failing = append(failing, r.Name)
+		}
+	}
+	health := fmt.Sprintf("serving valid credentials for all %d roles", len(st.Roles))
+	if len(failing) > 0 {
+		health = "NOT serving valid credentials for " + joinNames(failing)
+	}
+	fmt.Fprintf(w, "imdsd %s: %s\n", st.Version, health)
+	fmt.Fprintf(w, "  region:       %s\n", st.Region)
+	fmt.Fprintf(w, "  listening:    %s (tokens %s)\n", strings.Join(st.Listen, ", "), st.TokenMode)
+	if len(st.ContainerListen) > 0 {
+		fmt.Fprintf(w, "  containers:   %s\n", strings.Join(st.ContainerListen, ", "))
+	}
+	for _, r := range st.Roles {
+		title := r.Name
+		if r.Name == st.DefaultRole {
+			title += " (default: listed by IMDS)"
+		}
+		fmt.Fprintf(w, "role %s\n", title)
+		fmt.Fprintf(w, "  source:       %s\n", r.Source)
+		if r.RoleARN != "" {
+			fmt.Fprintf(w, "  role ARN:     %s\n", r.RoleARN)
+		}
+		printRoleState(w, r, now)
+	}
+}
+
+// printRoleState writes the credentials, schedule, errors and pending
+// source of one role.
+func printRoleState(w io.Writer, r roleStatus, now time.Time) {
+	if c := r.Credentials; c != nil {
 		fmt.Fprintf(w, "  credentials:  key %s, obtained %s, expire %s (in %s)\n", c.KeyID,
 			c.ObtainedAt.Local().Format(time.DateTime), c.ExpiresAt.Local().Format(time.DateTime), c.ExpiresAt.Sub(now).Round(time.Second))
 	} else {
 		fmt.Fprintf(w, "  credentials:  none yet\n")
 	}
-	if !st.NextRefresh.IsZero() {
-		fmt.Fprintf(w, "  next refresh: %s (in %s)\n", st.NextRefresh.Local().Format(time.DateTime), st.NextRefresh.Sub(now).Round(time.Second))
+	if !r.NextRefresh.IsZero() {
+		fmt.Fprintf(w, "  next refresh: %s (in %s)\n", r.NextRefresh.Local().Format(time.DateTime), r.NextRefresh.Sub(now).Round(time.Second))
 	}
-	if e := st.LastError; e != nil {
+	if r.ShortLifetime != "" {
+		fmt.Fprintf(w, "  short lifetime: STS grants only %s (a role's maximum session, role chaining or --duration): refreshed at half-life,\n"+
+			"                so clients may hold these credentials with under 30 minutes left\n", r.ShortLifetime)
+	}
+	if r.ContainerTokenID != "" {
+		fmt.Fprintf(w, "  containers:   served, token %s (imdsd container-env %s)\n", r.ContainerTokenID, r.Name)
+	}
+	if e := r.LastError; e != nil {
 		fmt.Fprintf(w, "  last error:   %s (%s, %d failed attempts, last at %s)\n                %s\n",
 			e.Code, e.Class, e.Failures, e.At.Local().Format(time.DateTime), strings.ReplaceAll(e.Message, "\n", "\n                "))
 	}
-	if p := st.Pending; p != nil {
+	if p := r.Pending; p != nil {
 		next := ""
 		if !p.NextAttempt.IsZero() {
 			next = fmt.Sprintf("; next try in %s", max(p.NextAttempt.Sub(now), 0).Round(time.Second))
@@ -221,7 +297,7 @@ func printStatus(w io.Writer, st statusDoc, now time.Time) {
 
 var credsSpec = commandSpec{
 	name:     "creds",
-	synopsis: "creds [--format summary|process|env] [--admin-socket PATH]",
+	synopsis: "creds [--role NAME] [--format summary|process|env] [--admin-socket PATH]",
 	summary:  "the served credentials (credential_process JSON with --format process)",
 	help: `Print the credentials the running imdsd serves. The default summary shows
 no secrets; --format process prints the credential_process JSON, so an AWS
@@ -230,11 +306,13 @@ CLI profile can use imdsd too:
   [profile imdsd]
   credential_process = sudo imdsd creds --format process
 
---format env prints export lines for a shell.
+--format env prints export lines for a shell. --role picks one of several
+roles (default: the default role, the one IMDS lists).
 
 Examples:
   imdsd creds
   eval "$(sudo imdsd creds --format env)"
+  sudo imdsd creds --role deploy --format process
 `,
 	newCmd: func(cio cmdIO) command { return &credsCmd{cmdIO: cio} },
 }
@@ -243,10 +321,12 @@ type credsCmd struct {
 	cmdIO
 	admin  adminTarget
 	format string
+	role   string
 }
 
 func (c *credsCmd) flags(fs *flag.FlagSet) {
 	c.admin.register(fs)
+	fs.StringVar(&c.role, "role", "", "the role `NAME` (default: the default role)")
 	fs.StringVar(&c.format, "format", "summary", "summary (no secrets), process (credential_process JSON) or env")
 }
 
@@ -268,14 +348,21 @@ func (c *credsCmd) Run(ctx context.Context, _ []string) error {
 		if _, err := adminCall(ctx, path, "GET", "/status", nil, &st); err != nil {
 			return err
 		}
-		if st.Credentials == nil || !st.Healthy {
-			return errors.New("no valid credentials held; see imdsd status")
+		name := firstNonEmpty(c.role, st.DefaultRole, st.RoleName)
+		for _, r := range st.Roles {
+			if r.Name != name {
+				continue
+			}
+			if r.Credentials == nil || !r.Healthy {
+				return fmt.Errorf("role %s: no valid credentials held; see imdsd status", name)
+			}
+			fmt.Fprintf(c.stdout, "role %s, key %s, expires %s\n", firstNonEmpty(r.RoleARN, r.Name), r.Credentials.KeyID, r.Credentials.ExpiresAt.UTC().Format(time.RFC3339))
+			return nil
 		}
-		fmt.Fprintf(c.stdout, "role %s, key %s, expires %s\n", firstNonEmpty(st.RoleARN, st.RoleName), st.Credentials.KeyID, st.Credentials.ExpiresAt.UTC().Format(time.RFC3339))
-		return nil
+		return withCode(exitUsage, fmt.Errorf("--role: no role %q; the roles are %s", name, roleList(st)))
 	}
 	var raw json.RawMessage
-	code, err := adminCall(ctx, path, "GET", "/credentials", nil, &raw)
+	code, err := adminCall(ctx, path, "GET", "/credentials"+roleQuery(c.role), nil, &raw)
 	if err != nil {
 		return err
 	}
@@ -283,6 +370,9 @@ func (c *credsCmd) Run(ctx context.Context, _ []string) error {
 		var e struct{ Error string }
 		_ = json.Unmarshal(raw, &e)
 		// A credential_process failure: non-zero exit, message on stderr.
+		if code == http.StatusNotFound {
+			return withCode(exitUsage, errors.New("--role: "+e.Error))
+		}
 		return errors.New(e.Error)
 	}
 	var pc processCreds
@@ -303,14 +393,16 @@ func (c *credsCmd) Run(ctx context.Context, _ []string) error {
 
 var mfaSpec = commandSpec{
 	name:     "mfa",
-	synopsis: "mfa CODE [--admin-socket PATH]",
+	synopsis: "mfa [--role NAME] CODE [--admin-socket PATH]",
 	summary:  "hand an MFA code to the running imdsd",
 	help: `Hand a current MFA code to the running imdsd, which cannot prompt. Needed
 when mfa_serial is set without mfa_command: with assume-role about once per
-MFA session (36h), with session-token at every refresh.
+MFA session (36h), with session-token at every refresh. With several roles,
+--role names the one the code is for (default: the default role).
 
 Examples:
   sudo imdsd mfa 123456
+  sudo imdsd mfa --role admin 654321
 `,
 	newCmd: func(cio cmdIO) command { return &mfaCmd{cmdIO: cio} },
 }
@@ -318,9 +410,13 @@ Examples:
 type mfaCmd struct {
 	cmdIO
 	admin adminTarget
+	role  string
 }
 
-func (c *mfaCmd) flags(fs *flag.FlagSet) { c.admin.register(fs) }
+func (c *mfaCmd) flags(fs *flag.FlagSet) {
+	c.admin.register(fs)
+	fs.StringVar(&c.role, "role", "", "the role `NAME` the code is for (default: the default role)")
+}
 
 func (c *mfaCmd) validate(args []string) error {
 	if len(args) != 1 || args[0] == "" {
@@ -335,9 +431,12 @@ func (c *mfaCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	var answer struct{ Result, Error string }
-	status, err := adminCall(ctx, path, "POST", "/mfa", strings.NewReader(args[0]), &answer)
+	status, err := adminCall(ctx, path, "POST", "/mfa"+roleQuery(c.role), strings.NewReader(args[0]), &answer)
 	if err != nil {
 		return err
+	}
+	if status == http.StatusNotFound {
+		return withCode(exitUsage, errors.New("--role: "+answer.Error))
 	}
 	if status != http.StatusAccepted {
 		return errors.New(answer.Error)

@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/imdsd/imdsd/imds"
 )
@@ -60,7 +61,7 @@ func (c Config) validateContainers() error {
 		case err != nil:
 			errs = append(errs, errors.New("container_"+err.Error())) // "listen: …"
 			continue
-		case seen[l] || slices.Contains(c.Listen, l):
+		case !strings.HasSuffix(l, ":0") && (seen[l] || slices.Contains(c.Listen, l)):
 			bad("container_listen", "each address once, and not one of listen", l)
 		}
 		seen[l] = true

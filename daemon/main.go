@@ -17,7 +17,8 @@ func commands() []commandSpec {
 	return []commandSpec{
 		runSpec, installSpec, uninstallSpec,
 		controlSpec("start"), controlSpec("stop"), controlSpec("restart"),
-		aliasSpec, checkSpec, statusSpec, credsSpec, mfaSpec, reloadSpec, versionSpec,
+		aliasSpec, checkSpec, statusSpec, credsSpec, mfaSpec, reloadSpec,
+		containerEnvSpec, containerTokenSpec, versionSpec,
 	}
 }
 
