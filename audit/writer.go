@@ -50,6 +50,7 @@ type Writer struct {
 	path      string
 	q         chan Record
 	ctl       chan chan error
+	syncReq   chan chan struct{}
 	quit      chan struct{}
 	done      chan struct{}
 	log       zerolog.Logger
@@ -68,6 +69,9 @@ type Writer struct {
 	lastFail time.Time
 	closeErr error
 }
+
+// Path is the file the Writer writes to ("" when it writes to Out).
+func (w *Writer) Path() string { return w.path }
 
 // Stats are a Writer's counters since Open, for the metrics.
 type Stats struct {
@@ -88,13 +92,14 @@ const maxBatch = 64 << 10
 // goroutine; Close stops it.
 func Open(o Options) (*Writer, error) {
 	w := &Writer{
-		path: o.Path,
-		ctl:  make(chan chan error),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-		log:  o.Log,
-		echo: o.Echo,
-		out:  o.Out,
+		path:    o.Path,
+		ctl:     make(chan chan error),
+		syncReq: make(chan chan struct{}),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		log:     o.Log,
+		echo:    o.Echo,
+		out:     o.Out,
 	}
 	if o.Queue <= 0 {
 		o.Queue = DefaultQueue
@@ -163,6 +168,19 @@ func (w *Writer) Reopen() error {
 	}
 }
 
+// Sync returns once every record written before it is in the file (the
+// OS's cache: no fsync), for tests and tools that read the trail back.
+func (w *Writer) Sync() error {
+	reply := make(chan struct{})
+	select {
+	case w.syncReq <- reply:
+		<-reply
+		return nil
+	case <-w.done:
+		return errors.New("sync audit log: the writer is closed")
+	}
+}
+
 // Close writes every queued record, closes the file and waits for the
 // goroutine. Later calls return the first's result.
 func (w *Writer) Close() error {
@@ -186,6 +204,9 @@ func (w *Writer) run() {
 		case reply := <-w.ctl:
 			w.drain()
 			reply <- w.reopen()
+		case reply := <-w.syncReq:
+			w.drain()
+			close(reply)
 		case <-w.quit:
 			w.drain()
 			if w.f != nil {

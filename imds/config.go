@@ -112,6 +112,11 @@ type Config struct {
 	LocalAddrs func() ([]netip.Addr, error)
 	// Now is the wall clock (time.Now when nil).
 	Now func() time.Time
+	// Access decides who may have which role (nil: every local caller
+	// may have every role) and Observer records every credentials answer
+	// and refusal (nil: none); see access.go.
+	Access   Access
+	Observer Observer
 }
 
 var (

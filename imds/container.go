@@ -83,6 +83,9 @@ type ContainerConfig struct {
 	Now func() time.Time
 	// LocalAddrs lists this host's addresses; default the interfaces'.
 	LocalAddrs func() ([]netip.Addr, error)
+	// Observer records every answer and refusal (access.go); optional.
+	// A container's identity is its role's token: events carry its ID.
+	Observer Observer
 }
 
 // ContainerHandler serves the container credentials endpoint for the roles
@@ -255,6 +258,7 @@ func (h *ContainerHandler) render(role string, s Snapshot) *containerRole {
 func (h *ContainerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !clientAllowed(r, h.cfg.AllowedClients, &h.local) {
 		h.deny.Warn().Str("remote", r.RemoteAddr).Msg("refused container client from another network; allow it with allow_client")
+		h.observe(r, Event{Reason: "client_not_allowed", Status: http.StatusForbidden})
 		h.fail(w, r, http.StatusForbidden, errClient)
 		return
 	}
@@ -266,6 +270,7 @@ func (h *ContainerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, ContainerPathPrefix)
 	role := (*h.state.Load())[name]
 	if !ok || role == nil || !role.hasToken {
+		h.observe(r, Event{Role: clip(name), Reason: "unknown_role", Status: http.StatusNotFound})
 		h.fail(w, r, http.StatusNotFound, errNoRole)
 		return
 	}
@@ -273,17 +278,23 @@ func (h *ContainerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// time. A second Authorization header is refused like a wrong one.
 	switch tok := r.Header["Authorization"]; {
 	case len(tok) == 0 || tok[0] == "":
+		h.observe(r, Event{Role: name, Reason: "missing_token", Status: http.StatusUnauthorized})
 		h.fail(w, r, http.StatusUnauthorized, errMissingToken)
 		return
 	case len(tok) > 1 || subtle.ConstantTimeCompare([]byte(tok[0]), role.token) != 1:
 		h.deny.Warn().Str("remote", r.RemoteAddr).Str("role", name).Msg("refused container request with a wrong token")
+		if h.cfg.Observer != nil {
+			h.observe(r, Event{Role: name, Reason: "wrong_token", Status: http.StatusForbidden, TokenID: ContainerTokenID(tok[0])})
+		}
 		h.fail(w, r, http.StatusForbidden, errWrongToken)
 		return
 	}
 	if role.creds.b == nil || !now(h.cfg.Now).Before(role.until) {
+		h.observe(r, Event{Role: name, Allowed: true, Reason: "no_valid_credentials", Status: http.StatusServiceUnavailable, TokenID: role.tokenID})
 		h.fail(w, r, http.StatusServiceUnavailable, role.errDoc)
 		return
 	}
+	h.observe(r, Event{Role: name, Allowed: true, Reason: "served", Status: http.StatusOK, TokenID: role.tokenID, KeyID: role.snap.Credentials.AccessKeyID})
 	h.cfg.Stats.observeRoute(routeContainer, http.StatusOK)
 	hdr := w.Header()
 	hdr["Content-Type"] = valJSON
@@ -291,6 +302,14 @@ func (h *ContainerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(role.creds.b)
+	}
+}
+
+// observe hands e to the Observer, if any.
+func (h *ContainerHandler) observe(r *http.Request, e Event) {
+	if o := h.cfg.Observer; o != nil {
+		e.Listener = "container"
+		o.Observe(r, e)
 	}
 }
 

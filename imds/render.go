@@ -125,7 +125,8 @@ type Snapshot struct {
 
 // rendered is one published state with every body that depends on it.
 type rendered struct {
-	creds, credsExt body // zero when no credentials are held
+	creds, credsExt body   // zero when no credentials are held
+	keyID           string // the access key ID of creds, for the Observer
 	expires         time.Time
 	errDoc          body // served when creds are absent or expired
 	info            body
@@ -160,6 +161,7 @@ func (h *Handler) render(s Snapshot) *rendered {
 		doc.AccountID = account
 		r.credsExt = newBody(renderJSON(doc))
 		r.expires = serveUntil(s)
+		r.keyID = s.Credentials.AccessKeyID
 	}
 	e := errorDoc{Code: s.ErrCode, Message: s.ErrMessage, LastUpdated: imdsTime(s.ErrAt)}
 	switch {

@@ -40,8 +40,6 @@ func (h *Handler) routes() *httprouter.Router {
 		md + "local-ipv4":                         textBody(c.LocalIPv4),
 		md + "mac":                                textBody(c.MAC),
 		md + "iam/":                               textBody("info", "security-credentials/"),
-		md + "iam/security-credentials/":          textBody(c.RoleName),
-		md + "iam/security-credentials-extended/": textBody(c.RoleName),
 		md + "placement/":                         textBody("availability-zone", "availability-zone-id", "region"),
 		md + "placement/availability-zone":        textBody(c.AvailabilityZone),
 		md + "placement/availability-zone-id":     textBody(c.AvailabilityZoneID),
@@ -49,6 +47,24 @@ func (h *Handler) routes() *httprouter.Router {
 		md + "services/":                          textBody("domain", "partition"),
 		md + "services/domain":                    textBody(domain(c.Region)),
 		md + "services/partition":                 textBody(partition(c.Region)),
+	}
+	// The listing names the default role; with an Access, the caller's.
+	listings := map[string]body{}
+	for name := range h.roles {
+		listings[name] = textBody(name)
+	}
+	for _, dir := range []string{md + "iam/security-credentials/", md + "iam/security-credentials-extended/"} {
+		h.get(rt, dir, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+			role := c.RoleName
+			if h.cfg.Access != nil {
+				var ok bool
+				if role, ok = h.cfg.Access.DefaultRole(r); !ok || listings[role].b == nil {
+					h.fail(w, r, http.StatusNotFound)
+					return
+				}
+			}
+			h.write(w, r, listings[role], nil)
+		})
 	}
 	for path, b := range static {
 		h.get(rt, path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -59,8 +75,8 @@ func (h *Handler) routes() *httprouter.Router {
 	// other names are 404 (SPEC.md R5.3) and a request allocates no
 	// parameter list.
 	for name, snap := range h.roles {
-		h.get(rt, md+"iam/security-credentials/"+name, h.credentials(snap))
-		h.get(rt, md+"iam/security-credentials-extended/"+name, h.credentialsExtended(snap))
+		h.get(rt, md+"iam/security-credentials/"+name, h.credentials(name, snap, false))
+		h.get(rt, md+"iam/security-credentials-extended/"+name, h.credentials(name, snap, true))
 	}
 	h.get(rt, md+"iam/info", h.info)
 	h.get(rt, "/latest/dynamic/instance-identity/document", h.identity)
@@ -85,26 +101,39 @@ func (h *Handler) get(rt *httprouter.Router, path string, handle httprouter.Hand
 	}
 }
 
-// credentials serves the role whose state snap holds.
-func (h *Handler) credentials(snap *atomic.Pointer[rendered]) httprouter.Handle {
+// credentials serves role, whose state snap holds: the document, or its
+// -extended form, or the error document when no valid credentials are
+// held. With an Access, a caller who may not have role gets 403; with an
+// Observer, every answer and refusal is recorded.
+func (h *Handler) credentials(role string, snap *atomic.Pointer[rendered], extended bool) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		if a := h.cfg.Access; a != nil {
+			if ok, reason := a.Allow(r, role); !ok {
+				h.observe(r, Event{Role: role, Reason: reason, Status: http.StatusForbidden})
+				h.fail(w, r, http.StatusForbidden)
+				return
+			}
+		}
 		s := snap.Load()
-		if s.creds.b != nil && h.cfg.Now().Before(s.expires) {
-			h.write(w, r, s.creds, s.lastModified)
+		b := s.creds
+		if extended {
+			b = s.credsExt
+		}
+		if b.b != nil && h.cfg.Now().Before(s.expires) {
+			h.write(w, r, b, s.lastModified)
+			h.observe(r, Event{Role: role, Allowed: true, Reason: "served", Status: http.StatusOK, KeyID: s.keyID})
 			return
 		}
 		h.write(w, r, s.errDoc, nil)
+		h.observe(r, Event{Role: role, Allowed: true, Reason: "no_valid_credentials", Status: http.StatusOK})
 	}
 }
 
-func (h *Handler) credentialsExtended(snap *atomic.Pointer[rendered]) httprouter.Handle {
-	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-		s := snap.Load()
-		if s.credsExt.b != nil && h.cfg.Now().Before(s.expires) {
-			h.write(w, r, s.credsExt, s.lastModified)
-			return
-		}
-		h.write(w, r, s.errDoc, nil)
+// observe hands e to the Observer, if any.
+func (h *Handler) observe(r *http.Request, e Event) {
+	if o := h.cfg.Observer; o != nil {
+		e.Listener = "imds"
+		o.Observe(r, e)
 	}
 }
 
