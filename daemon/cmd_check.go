@@ -43,6 +43,11 @@ func (c *checkCmd) Run(ctx context.Context, _ []string) error {
 		return fmt.Errorf("%s: invalid:\n%w", path, err)
 	}
 	roles := cfg.roleConfigs()
+	if _, warnings, _ := compileAccess(cfg); len(warnings) > 0 {
+		for _, w := range warnings {
+			fmt.Fprintf(c.stderr, "imdsd check-config: warning: %s\n", w)
+		}
+	}
 	for _, r := range roles {
 		for _, w := range sourceWarnings(srcs[r.RoleName]) {
 			if len(cfg.Roles) > 0 {

@@ -73,6 +73,14 @@ type Config struct {
 	ContainerTokenDir   string
 	ContainerTokenGroup string
 
+	// Who may have the role (access.go): nil, any local caller. Per user
+	// or group default roles (top level). The audit trail's file, and
+	// whether it also goes to the service log.
+	Allow        *allowSpec
+	DefaultRoles []defaultRoleSpec
+	AuditLog     string
+	AuditToLog   bool
+
 	// AdminSocket is where the admin API listens (a unix socket; on
 	// Windows the token file of its loopback listener).
 	AdminSocket string

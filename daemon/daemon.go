@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imdsd/imdsd/audit"
+	"github.com/imdsd/imdsd/caller"
 	"github.com/imdsd/imdsd/imds"
 	"github.com/imdsd/imdsd/rotator"
 	"github.com/rs/zerolog"
@@ -29,6 +31,7 @@ type daemon struct {
 	tokens     *imds.Tokens           // kept across reloads: issued tokens stay valid
 	served     handlerRef             // what every IMDS listener serves
 	containers *imds.ContainerHandler // what every container listener serves
+	access     *accessControl         // who may have which role; the audit trail
 	ready      chan struct{}          // closed once every role has tried to get credentials
 	held       chan struct{}          // closed once a role first holds credentials
 	onceH      sync.Once
@@ -112,8 +115,17 @@ func newDaemonRoles(c Config, srcs map[string]rotator.Fetcher, log zerolog.Logge
 	d := &daemon{log: log, tokens: tokens, ready: make(chan struct{}), held: make(chan struct{}), waiting: make(chan struct{}), cfg: c,
 		roles: map[string]*roleSlot{}, servers: map[string]*http.Server{}, cservers: map[string]*http.Server{},
 		started: time.Now(), metrics: newMetrics(), reloads: make(chan chan reloadStarted), quit: make(chan struct{})}
+	d.access = &accessControl{metrics: d.metrics}
+	if err := d.setAccess(c); err != nil {
+		return nil, err
+	}
+	if sys, err := caller.NewSystem(caller.Options{}); err != nil {
+		log.Warn().Err(err).Msg("caller lookup unavailable: roles with allow: refuse every caller")
+	} else {
+		d.access.lookup = sys
+	}
 	allowed, _ := c.allowedClients()
-	d.containers = imds.NewContainerHandler(imds.ContainerConfig{AllowedClients: allowed, Stats: &d.metrics.requests},
+	d.containers = imds.NewContainerHandler(imds.ContainerConfig{AllowedClients: allowed, Stats: &d.metrics.requests, Observer: d.access},
 		log.With().Str("component", "containers").Logger())
 	h, err := d.newHandler(c)
 	if err != nil {
@@ -135,9 +147,69 @@ func newDaemonRoles(c Config, srcs map[string]rotator.Fetcher, log zerolog.Logge
 	return d, nil
 }
 
+// setAccess makes c's policies and audit trail the ones enforced: the
+// trail is kept when its path stays (and reopened, for logrotate), opened
+// when new, closed when gone.
+func (d *daemon) setAccess(c Config) error {
+	st, warnings, err := compileAccess(c)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		d.log.Warn().Msg(w)
+	}
+	old := d.access.state.Load()
+	var keep *audit.Writer
+	if old != nil && old.trail != nil {
+		keep = old.trail
+	}
+	switch {
+	case c.AuditLog == "":
+	case keep != nil && keep.Path() == c.AuditLog:
+		if err := keep.Reopen(); err != nil {
+			d.log.Error().Err(err).Str("audit_log", c.AuditLog).Msg("audit trail not reopened; writing on to the old file")
+		}
+		st.trail, keep = keep, nil
+	default:
+		w, err := audit.Open(audit.Options{Path: c.AuditLog, Log: d.log.With().Str("component", "audit").Logger(), Echo: c.AuditToLog})
+		if err != nil {
+			return fmt.Errorf("open the audit trail: %w", err)
+		}
+		st.trail = w
+	}
+	d.access.state.Store(st)
+	if st.trail != nil {
+		stats := st.trail.Stats
+		d.metrics.trail.Store(&stats)
+	} else {
+		d.metrics.trail.Store(nil)
+	}
+	if keep != nil {
+		_ = keep.Close() // the trail moved or went: the old one drains first
+	}
+	return nil
+}
+
+// closeAccess closes the audit trail, after the last request.
+func (d *daemon) closeAccess() {
+	if st := d.access.state.Load(); st != nil && st.trail != nil {
+		if err := st.trail.Close(); err != nil {
+			d.log.Error().Err(err).Msg("close the audit trail")
+		}
+	}
+}
+
 func (d *daemon) newHandler(c Config) (*imds.Handler, error) {
 	ic := c.imdsConfig()
 	ic.Tokens, ic.Stats = d.tokens, &d.metrics.requests
+	if st := d.access.state.Load(); st != nil {
+		if len(st.policies) > 0 || st.defaults != nil {
+			ic.Access = d.access
+		}
+		if st.trail != nil {
+			ic.Observer = d.access
+		}
+	}
 	return imds.NewHandler(ic, d.log.With().Str("component", "imds").Logger())
 }
 
@@ -326,6 +398,7 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 	}
 	d.stopSources()
 	d.drains.Wait()
+	d.closeAccess()
 	return err
 }
 
@@ -465,7 +538,11 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		closeAll(lns)
 		return refuse(err)
 	}
-	h, err := d.newHandler(c)
+	err = d.setAccess(c)
+	var h *imds.Handler
+	if err == nil {
+		h, err = d.newHandler(c)
+	}
 	if err == nil {
 		err = d.exposeContainers(c)
 	}
@@ -564,6 +641,7 @@ func sameSource(a, b Config) bool {
 		c.LogFormat, c.LogLevel, c.AdminSocket, c.MaxConnections = "", "", "", 0
 		c.Roles, c.roleEntries, c.DefaultRole, c.Container = nil, nil, "", false
 		c.ContainerListen, c.ContainerTokenDir, c.ContainerTokenGroup = nil, "", ""
+		c.Allow, c.DefaultRoles, c.AuditLog, c.AuditToLog = nil, nil, "", false
 		return c
 	}
 	return reflect.DeepEqual(strip(a), strip(b))
@@ -606,6 +684,11 @@ func closeAll(lns []net.Listener) {
 // startServer serves IMDS on ln; d.mu must be held.
 func (d *daemon) startServer(addr string, ln net.Listener, errc chan<- error) {
 	srv := imds.NewServer(&d.served, d.cfg.MaxConnections, d.log.With().Str("component", "http").Logger())
+	if d.access.lookup != nil {
+		// Who is calling, once per connection, when a policy or the
+		// audit trail first asks (package caller).
+		srv.ConnContext = caller.ConnContext(d.access.lookup)
+	}
 	d.servers[addr] = srv
 	d.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

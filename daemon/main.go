@@ -18,7 +18,7 @@ func commands() []commandSpec {
 		runSpec, installSpec, uninstallSpec,
 		controlSpec("start"), controlSpec("stop"), controlSpec("restart"),
 		aliasSpec, checkSpec, statusSpec, credsSpec, mfaSpec, reloadSpec,
-		containerEnvSpec, containerTokenSpec, versionSpec,
+		containerEnvSpec, containerTokenSpec, auditSpec, versionSpec,
 	}
 }
 

@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imdsd/imdsd/audit"
 
 	"github.com/imdsd/imdsd/imds"
 	"github.com/imdsd/imdsd/rotator"
@@ -21,8 +25,26 @@ var fetchBuckets = [...]float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 // atomic: fetches are rare, but scrapes may run any time.
 type metrics struct {
 	requests imds.RequestStats
-	mu       sync.Mutex              // guards byRole (not the counters)
-	byRole   map[string]*roleMetrics // fetch counters by role, created on first use
+	mu       sync.Mutex                   // guards the maps (not the counters)
+	byRole   map[string]*roleMetrics      // fetch counters by role, created on first use
+	refusals map[[2]string]*atomic.Uint64 // access refusals by role and reason
+	// trail reports the audit trail's counters, nil without one.
+	trail atomic.Pointer[func() audit.Stats]
+}
+
+// refused counts an access refusal of role for reason (caller.Reason).
+func (m *metrics) refused(role, reason string) {
+	m.mu.Lock()
+	if m.refusals == nil {
+		m.refusals = map[[2]string]*atomic.Uint64{}
+	}
+	n := m.refusals[[2]string{role, reason}]
+	if n == nil {
+		n = new(atomic.Uint64)
+		m.refusals[[2]string{role, reason}] = n
+	}
+	m.mu.Unlock()
+	n.Add(1)
 }
 
 // roleMetrics are one role's fetch counters.
@@ -128,6 +150,24 @@ func (m *metrics) write(w io.Writer, roles []roleState, now time.Time) {
 			p = 1
 		}
 		fmt.Fprintf(w, "imdsd_reload_pending{role=%q} %d\n", r.name, p)
+	}
+	family("imdsd_access_refusals_total", "counter", "Credentials requests refused by a role's allow list, by role and reason (not_allowed, unknown_caller: the kernel could not name the caller, unknown_executable).")
+	m.mu.Lock()
+	keys := make([][2]string, 0, len(m.refusals))
+	for k := range m.refusals {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+	for _, k := range keys {
+		fmt.Fprintf(w, "imdsd_access_refusals_total{role=%q,reason=%q} %d\n", k[0], k[1], m.refusals[k].Load())
+	}
+	m.mu.Unlock()
+	if f := m.trail.Load(); f != nil {
+		st := (*f)()
+		family("imdsd_audit_records_total", "counter", "Audit trail records by outcome: written, dropped (the queue was full: never silently; also logged) and failed (the write failed).")
+		fmt.Fprintf(w, "imdsd_audit_records_total{outcome=\"written\"} %d\n", st.Written)
+		fmt.Fprintf(w, "imdsd_audit_records_total{outcome=\"dropped\"} %d\n", st.Dropped)
+		fmt.Fprintf(w, "imdsd_audit_records_total{outcome=\"failed\"} %d\n", st.Failed)
 	}
 	family("imdsd_http_requests_total", "counter", "IMDS and container endpoint requests by route and status.")
 	m.requests.Each(func(route string, status int, n uint64) {

@@ -27,7 +27,7 @@ type rolesDaemon struct {
 	next         func() // reload
 }
 
-func startRolesDaemon(t *testing.T, text string) *rolesDaemon {
+func startRolesDaemon(t *testing.T, text string, setup ...func(*daemon)) *rolesDaemon {
 	t.Helper()
 	dir := tempDir(t, "imdsd-roles-")
 	rd := &rolesDaemon{sock: filepath.Join(dir, "run", "admin.sock"), config: filepath.Join(dir, "config.yaml"), tokens: filepath.Join(dir, "tokens")}
@@ -51,6 +51,9 @@ func startRolesDaemon(t *testing.T, text string) *rolesDaemon {
 		t.Fatal(err)
 	}
 	rd.d = d
+	for _, f := range setup {
+		f(d)
+	}
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -69,6 +69,10 @@ var settings = []setting{
 	{"container_listen", "container-listen", "address of the container credentials endpoint, e.g. 169.254.170.23:80 or 127.0.0.1:8170; repeatable (default: off)", func(c *Config) any { return &c.ContainerListen }},
 	{"container_token_dir", "container-token-dir", "directory of the container tokens, one subdirectory per role (default: $STATE_DIRECTORY/container-tokens, /var/lib/imdsd/container-tokens for root, else ~/.local/state/imdsd/container-tokens)", func(c *Config) any { return &c.ContainerTokenDir }},
 	{"container_token_group", "container-token-group", "group (name or id) that may read the container tokens (default: imdsd's own)", func(c *Config) any { return &c.ContainerTokenGroup }},
+	{"allow", "", "", func(c *Config) any { return &c.Allow }},
+	{"default_roles", "", "", func(c *Config) any { return &c.DefaultRoles }},
+	{"audit_log", "audit-log", "file of the audit trail: one JSON line per credentials answer and refusal (mode 0600; reopened on SIGHUP)", func(c *Config) any { return &c.AuditLog }},
+	{"audit_to_log", "audit-to-log", "also write the audit trail to the service log", func(c *Config) any { return &c.AuditToLog }},
 	{"max_connections", "max-connections", "connections held open at once per listen address, 16..65536; at the cap the one waiting longest is closed (default 1024)", func(c *Config) any { return &c.MaxConnections }},
 	{"admin_socket", "admin-socket", "admin API socket for imdsd status, creds and mfa (default: $RUNTIME_DIRECTORY, /run/imdsd or the user's runtime directory)", func(c *Config) any { return &c.AdminSocket }},
 	{"access_key_id", "", "", func(c *Config) any { return &c.AccessKeyID }},
@@ -207,6 +211,10 @@ func copyField(dst, src any) {
 		*d = *src.(*int)
 	case *time.Duration:
 		*d = *src.(*time.Duration)
+	case **allowSpec:
+		*d = *src.(**allowSpec)
+	case *[]defaultRoleSpec:
+		*d = slices.Clone(*src.(*[]defaultRoleSpec))
 	}
 }
 
@@ -252,6 +260,8 @@ func applyEnv(c *Config, getenv func(string) string) error {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 			*p = d
+		default: // mappings and lists of them: the config file only
+			errs = append(errs, fmt.Errorf("%s: %s is set in the config file only; unset the variable", name, s.key))
 		}
 	}
 	return errors.Join(errs...)
@@ -340,6 +350,20 @@ func setFromNode(key string, dst any, v *yaml.Node) error {
 	}
 	keyValues := key == "tags"
 	switch p := dst.(type) {
+	case **allowSpec:
+		a, err := parseAllow(v)
+		if err != nil {
+			return err
+		}
+		*p = a
+		return nil
+	case *[]defaultRoleSpec:
+		rules, err := parseDefaultRoles(v)
+		if err != nil {
+			return err
+		}
+		*p = rules
+		return nil
 	case *string:
 		s, err := str(v)
 		if err != nil {
@@ -641,7 +665,8 @@ func loadRunRoles(ctx context.Context, flags *runFlags, getenv func(string) stri
 		return c, path, nil, err, nil
 	}
 	c, srcs, err = buildSources(ctx, c, deps)
-	return c, path, srcs, nil, errors.Join(c.Validate(), clipQuoted(err))
+	_, _, accessErr := compileAccess(c)
+	return c, path, srcs, nil, errors.Join(c.Validate(), clipQuoted(err), accessErr)
 }
 
 // buildSources builds every role's source (buildSource), naming the role in
