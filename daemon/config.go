@@ -180,9 +180,7 @@ func firstNonEmpty(vals ...string) string {
 // port any user may bind, on loopback.
 const defaultListen = "127.0.0.1:8169"
 
-const runHelp = `Usage: imdsd run [flags]
-
-Serve the instance metadata endpoint in the foreground, with credentials
+const runHelp = `Serve the instance metadata endpoint in the foreground, with credentials
 from the chosen source, renewed well before they expire.
 
 Sources (--source):
@@ -209,8 +207,6 @@ Then point SDKs at it:
 
 Secrets are never flags: base credentials and static keys come from the
 environment or a profile.
-
-Flags:
 `
 
 // Validate reports every problem of the endpoint's and logging settings at
