@@ -124,6 +124,21 @@ func CommandInput(command string, o CommandOptions) Input {
 	return &commandInput{command: command, o: o}
 }
 
+// commandEnv is the environment of an input command: the daemon's without
+// imdsd's own settings (IMDSD_*, among them secrets such as
+// IMDSD_SECRET_ACCESS_KEY and the commands themselves), plus extra. A TOTP
+// tool or an identity provider's helper has no use for imdsd's keys, and
+// must not be able to read them.
+func commandEnv(environ, extra []string) []string {
+	out := make([]string, 0, len(environ)+len(extra))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "IMDSD_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
+}
+
 type commandInput struct {
 	command string
 	o       CommandOptions
@@ -140,7 +155,7 @@ func (c *commandInput) Get(ctx context.Context) (string, error) {
 	defer cancel()
 
 	cmd := shellCommand(runCtx, c.command)
-	cmd.Env = append(os.Environ(), c.o.Env...)
+	cmd.Env = commandEnv(os.Environ(), c.o.Env)
 	cmd.Dir = c.o.Dir
 	cmd.Stdin = nil // the null device
 	stdout := &limitedBuffer{max: c.o.MaxOutput, overflow: cancel}
