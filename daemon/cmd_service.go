@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,26 +14,11 @@ import (
 	"github.com/imdsd/imdsd/install"
 )
 
-// The service-management commands: alias, install, uninstall, start, stop,
-// restart. Package install owns the host changes, as one list of steps
-// (install.Plan) that --dry-run prints and the real run performs; this file
-// parses the flags, checks the configuration the service would run with,
-// and prints.
-
-const aliasHelp = `Add the IMDS address to the loopback interface, or remove it (default
-169.254.169.254; --ipv6 also fd00:ec2::254), as a single-host address:
-/32 and /128 on Linux (lo), netmask 255.255.255.255 on macOS (lo0), the
-loopback pseudo-interface on Windows. Adding what is there and removing
-what is not both succeed. Needs root, except when there is nothing to do.
-
-The installed service runs "imdsd alias add" as root before each start
-(systemd ExecStartPre=+, the launchd plist); imdsd uninstall removes it.
-
-Examples:
-  sudo imdsd alias add
-  sudo imdsd alias add --ipv6
-  sudo imdsd alias remove 169.254.169.254 fd00:ec2::254
-`
+// The service-management commands: install, uninstall, start, stop,
+// restart (alias is cmd_alias.go). Package install owns the host changes,
+// as one list of steps (install.Plan) that --dry-run prints and the real
+// run performs; this file parses the flags, checks the configuration the
+// service would run with, and prints.
 
 var installHelp = `Install imdsd as a service (systemd on Linux, launchd on macOS, the service
 control manager on Windows) that runs "imdsd run" with the run flags given
@@ -44,6 +30,10 @@ this shell's IMDSD_* variables; an invalid one is refused. The *-command
 flags, which may carry secrets, go into ` + install.EnvironmentPath + ` (mode
 0600), not into the unit every user can read (elsewhere: use the config file).
 
+--containers adds the container credentials endpoint, 169.254.170.23:80
+(and [fd00:ec2::23]:80 with --ipv6) unless --container-listen says
+otherwise, for the roles with container: true.
+
 Installing again with other flags replaces the service's definition
 (restart it to apply them); with the same flags it changes nothing.
 Needs root, except --dry-run.
@@ -52,6 +42,7 @@ Examples:
   sudo imdsd install -- --source assume-role --role-arn arn:aws:iam::123456789012:role/dev
   sudo imdsd install --user alice -- --source profile --profile sso-dev
   imdsd install --dry-run --ipv6 --socket-activation -- --source dev
+  sudo imdsd install --containers -- --source assume-role --role-arn arn:aws:iam::123456789012:role/dev --container
   sudo imdsd install -- --source profile --profile dev && sudo imdsd start && aws sts get-caller-identity
 
 The run flags after "--" are those of imdsd run --help.
@@ -59,9 +50,10 @@ The run flags after "--" are those of imdsd run --help.
 
 var uninstallHelp = `Stop and remove the imdsd service and everything imdsd install added, in
 the reverse order: imdsd.socket, the unit or plist, install's lines in
-` + install.EnvironmentPath + `, the loopback aliases (169.254.169.254 and
-fd00:ec2::254). The config file and your own lines are kept. Uninstalling
-what is not installed succeeds. Needs root, except --dry-run.
+` + install.EnvironmentPath + `, the loopback aliases (169.254.169.254,
+fd00:ec2::254, 169.254.170.23, fd00:ec2::23). The config file, your own
+lines and the container tokens are kept. Uninstalling what is not
+installed succeeds. Needs root, except --dry-run.
 
 Examples:
   sudo imdsd uninstall
@@ -87,51 +79,9 @@ func errNotRoot(cmd string) error {
 	return withCode(exitPermission, fmt.Errorf("must run as root (sudo imdsd %s)", cmd))
 }
 
-var aliasSpec = commandSpec{
-	name:     "alias",
-	synopsis: "alias add|remove [--ipv6] [ADDRESS…]",
-	summary:  "add or remove 169.254.169.254 on the loopback interface",
-	help:     aliasHelp,
-	newCmd:   func(cio cmdIO) command { return &aliasCmd{cmdIO: cio, host: install.LocalHost()} },
-}
-
-type aliasCmd struct {
-	cmdIO
-	host install.Host
-	ipv6 bool
-}
-
-func (c *aliasCmd) flags(fs *flag.FlagSet) { fs.BoolVar(&c.ipv6, "ipv6", false, "also fd00:ec2::254") }
-
-func (c *aliasCmd) validate(args []string) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
-		return errors.New("want add or remove, e.g. imdsd alias add")
-	}
-	_, err := install.AliasAddrs(args[1:], c.ipv6)
-	return err
-}
-
-// Run adds or removes the addresses of args, else the IMDS ones.
-func (c *aliasCmd) Run(ctx context.Context, args []string) error {
-	addrs, _ := install.AliasAddrs(args[1:], c.ipv6)
-	apply, state := install.AddAlias, "on"
-	if args[0] == "remove" {
-		apply, state = install.RemoveAlias, "not on"
-	}
-	var errs []error
-	for _, ip := range addrs {
-		if err := apply(ctx, c.host.Run, ip); err != nil {
-			errs = append(errs, err)
-		} else {
-			fmt.Fprintf(c.stdout, "imdsd alias %s: %s is %s the loopback interface\n", args[0], ip, state)
-		}
-	}
-	return errors.Join(errs...)
-}
-
 var installSpec = commandSpec{
 	name:     "install",
-	synopsis: "install [--dry-run] [--user NAME] [--ipv6] [--socket-activation] [-- RUN FLAGS]",
+	synopsis: "install [--dry-run] [--user NAME] [--ipv6] [--containers] [--socket-activation] [-- RUN FLAGS]",
 	summary:  "install the service running 'imdsd run RUN FLAGS' (--dry-run shows it)",
 	help:     installHelp,
 	newCmd:   func(cio cmdIO) command { return &installCmd{cmdIO: cio, host: install.LocalHost()} },
@@ -148,7 +98,8 @@ type installCmd struct {
 func (c *installCmd) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.dryRun, "dry-run", false, "print every file install would write, in full, and every command it would run; change nothing")
 	fs.StringVar(&c.opts.UserName, "user", "", "run as `NAME` (default: a dynamic user \"imdsd\" on Linux, root on macOS, LocalService on Windows)")
-	fs.BoolVar(&c.opts.IPv6, "ipv6", false, "also alias and serve fd00:ec2::254")
+	fs.BoolVar(&c.opts.IPv6, "ipv6", false, "also alias and serve fd00:ec2::254 (and fd00:ec2::23 with --containers)")
+	fs.BoolVar(&c.opts.Containers, "containers", false, "also alias and serve 169.254.170.23, the container credentials endpoint")
 	fs.BoolVar(&c.opts.SocketActivation, "socket-activation", false, "(Linux) systemd binds port 80 (imdsd.socket) and the service runs with no capability at all")
 }
 
@@ -167,12 +118,17 @@ func (c *installCmd) validate(args []string) error {
 	if c.opts.SocketActivation && c.host.GOOS != "linux" {
 		errs = append(errs, errors.New("--socket-activation: systemd (Linux) only"))
 	}
-	if c.opts.SocketActivation && c.rf.given("listen") {
-		errs = append(errs, fmt.Errorf("--socket-activation: the service serves what imdsd.socket binds (%s); drop --listen",
-			strings.Join(install.ListenAddrs(c.opts), ", ")))
+	for _, l := range c.opts.Listeners() {
+		if c.opts.SocketActivation && len(l.Addrs) > 0 && c.given(l.Flag) {
+			errs = append(errs, fmt.Errorf("--socket-activation: the service serves what imdsd.socket binds (%s); drop --%s",
+				strings.Join(l.Addrs, ", "), l.Flag))
+		}
 	}
 	return errors.Join(errs...)
 }
+
+// given reports whether the run flags set flag name.
+func (c *installCmd) given(name string) bool { return c.rf.given(strings.ReplaceAll(name, "-", "_")) }
 
 // Run checks the configuration the service would run with (the run flags,
 // the config file, the service's environment file, no IMDSD_* variable of
@@ -181,10 +137,13 @@ func (c *installCmd) Run(ctx context.Context, runArgs []string) error {
 	if !c.dryRun && !c.host.Privileged() {
 		return errNotRoot("install …")
 	}
-	if !c.rf.given("listen") {
-		for _, a := range install.ListenAddrs(c.opts) {
-			runArgs = append(runArgs, "--listen", a)
-			_ = c.rf.fs.Set("listen", a)
+	for _, l := range c.opts.Listeners() {
+		if c.given(l.Flag) {
+			continue
+		}
+		for _, a := range l.Addrs {
+			runArgs = append(runArgs, "--"+l.Flag, a)
+			_ = c.rf.fs.Set(l.Flag, a)
 		}
 	}
 	getenv, deps, err := c.serviceEnv()
@@ -192,6 +151,11 @@ func (c *installCmd) Run(ctx context.Context, runArgs []string) error {
 		return err
 	}
 	cfg, _, _, loadErr, invalid := loadRunConfig(ctx, &c.rf, getenv, deps)
+	if c.opts.Containers && len(cfg.containerRoles()) == 0 { // said for --containers, not Validate's container_listen
+		invalid = errors.Join(append([]error{errNoContainerRole}, slices.DeleteFunc(flatten(invalid), func(e error) bool {
+			return strings.HasPrefix(e.Error(), "container_listen: no role is served")
+		})...)...)
+	}
 	switch {
 	case loadErr != nil:
 		return withCode(exitUsage, loadErr)
@@ -201,7 +165,8 @@ func (c *installCmd) Run(ctx context.Context, runArgs []string) error {
 		fmt.Fprintf(c.stderr, "imdsd install: note: the service will serve the dev source's made-up credentials, which AWS refuses; "+
 			"give a real source (-- --source assume-role --role-arn …, see imdsd run --help) or set source in %s\n", defaultConfigPath())
 	}
-	args, env := splitSecrets(c.rf.fs, runArgs)
+	c.fromConfig(cfg)
+	args, env := install.SplitSecrets(c.rf.fs, runArgs)
 	plan, err := c.host.Plan(install.Spec{Args: args, Env: env, ServiceOptions: c.opts})
 	if err != nil {
 		return withCode(exitUsage, err)
@@ -217,13 +182,38 @@ func (c *installCmd) Run(ctx context.Context, runArgs []string) error {
 	return err
 }
 
+var errNoContainerRole = errors.New("--containers: no role is served to containers; set container: true on one in the config file (-- --container for the one role)")
+
+// fromConfig completes c.opts from the configuration the service runs
+// with: ExecReload= gets the run flags' --admin-socket and --config, and on
+// Linux the service joins the container tokens' group, which it gives the
+// token files to (chown needs the membership). It notes a token directory
+// the service cannot write.
+func (c *installCmd) fromConfig(cfg Config) {
+	if c.rf.given("admin_socket") {
+		c.opts.ReloadArgs = append(c.opts.ReloadArgs, "--admin-socket", c.rf.values.AdminSocket)
+	}
+	if c.rf.configPath != "" {
+		c.opts.ReloadArgs = append(c.opts.ReloadArgs, "--"+configFlag, c.rf.configPath)
+	}
+	if len(cfg.containerRoles()) == 0 || c.host.GOOS != "linux" {
+		return
+	}
+	if cfg.ContainerTokenGroup != "" {
+		c.opts.Groups = []string{cfg.ContainerTokenGroup}
+	}
+	if err := install.CheckTokenDir(cfg.ContainerTokenDir); err != nil {
+		fmt.Fprintf(c.stderr, "imdsd install: note: container_token_dir %v\n", err)
+	}
+}
+
 // serviceEnv is what the installed service will see of its environment,
 // as getenv and the STS dependencies: the variables of its environment
-// file, none of this shell's IMDSD_* ones (install says which it ignores).
-// The SDK reads base credentials from this process's environment, never
-// getenv, so the file's AWS_ACCESS_KEY_ID and others reach it as the
-// configuration's keys. Without root, --dry-run checks without the file
-// (mode 0600), and says so.
+// file and systemd's, none of this shell's IMDSD_* ones (install says
+// which it ignores). The SDK reads base credentials from this process's
+// environment, never getenv, so the file's AWS_ACCESS_KEY_ID and others
+// reach it as the configuration's keys. Without root, --dry-run checks
+// without the file (mode 0600), and says so.
 func (c *installCmd) serviceEnv() (func(string) string, stsDeps, error) {
 	var ignored []string
 	for _, s := range append([]setting{{key: configFlag}}, settings...) {
@@ -259,32 +249,6 @@ func (c *installCmd) serviceEnv() (func(string) string, stsDeps, error) {
 		return load(ctx, cfg)
 	}
 	return getenv, deps, nil
-}
-
-// splitSecrets takes the flags that may carry secrets, the *-command ones
-// (an MFA seed or a token on a command line), out of args, which fs parsed:
-// every user can read the unit, so they become the service's environment
-// variables.
-func splitSecrets(fs *flag.FlagSet, args []string) (kept []string, env []install.EnvVar) {
-	for i := 0; i < len(args); i++ {
-		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		f, n := fs.Lookup(name), 1 // n: the arguments of this flag
-		if f == nil {              // a final "--", which imdsd run accepts too
-			kept = append(kept, args[i])
-			continue
-		}
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
-			n = min(2, len(args)-i)
-			value = args[i+n-1]
-		}
-		if strings.HasSuffix(name, "-command") {
-			env = append(env, install.EnvVar{Name: envName(strings.ReplaceAll(name, "-", "_")), Value: value})
-		} else {
-			kept = append(kept, args[i:i+n]...)
-		}
-		i += n - 1
-	}
-	return kept, env
 }
 
 // uninstallSpec, like controlSpec("start") and the others, acts on the

@@ -90,6 +90,24 @@ func TestAliasCommandInNetns(t *testing.T) {
 			t.Fatalf("after alias remove #%d lo has\n%s", i+1, got)
 		}
 	}
+	// --containers: the container endpoint's addresses too, /32 and /128.
+	for i := range 2 {
+		if code, out := imdsd("alias", "add", "--containers", "--ipv6"); code != 0 {
+			t.Fatalf("alias add --containers #%d: exit %d: %s", i+1, code, out)
+		}
+		got := lo()
+		for _, want := range []string{"inet 169.254.169.254/32", "inet6 fd00:ec2::254/128", "inet 169.254.170.23/32", "inet6 fd00:ec2::23/128"} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("after alias add --containers --ipv6 #%d lo lacks %q:\n%s", i+1, want, got)
+			}
+		}
+	}
+	if code, out := imdsd("alias", "remove", "--containers", "--ipv6"); code != 0 {
+		t.Fatalf("alias remove --containers: exit %d: %s", code, out)
+	}
+	if got := lo(); strings.Contains(got, "169.254.") || strings.Contains(got, "fd00:ec2::") {
+		t.Fatalf("after alias remove --containers --ipv6 lo has\n%s", got)
+	}
 }
 
 const installChildEnv = "IMDSD_TEST_INSTALL_BIN"
@@ -278,9 +296,37 @@ func TestInstallChild(t *testing.T) {
 		t.Errorf("%s lacks the line %q:\n%s", install.EnvironmentPath, line, envFile)
 	}
 
+	// --containers: the unit adds the container endpoint's addresses and
+	// serves them; the dry run and the written unit agree.
+	conf := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(conf, []byte("source: dev\ncontainer: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dry = imdsd(0, "install", "--dry-run", "--ipv6", "--socket-activation", "--containers", "--", "--config", conf)
+	imdsd(0, "install", "--ipv6", "--socket-activation", "--containers", "--", "--config", conf)
+	calls()
+	for _, p := range []string{install.SystemdUnitPath, install.SystemdSocketPath} {
+		if diff := cmp.Diff(section(dry, p), read(p)); diff != "" {
+			t.Errorf("%s differs from the dry run's (-dry-run +installed):\n%s", p, diff)
+		}
+	}
+	unit = read(install.SystemdUnitPath)
+	for _, l := range []string{
+		"ExecStartPre=+/usr/local/bin/imdsd alias add 169.254.169.254 fd00:ec2::254 169.254.170.23 fd00:ec2::23",
+		`ExecReload=/usr/local/bin/imdsd reload "--config" "` + conf + `"`,
+	} {
+		if !strings.Contains(unit, "\n"+l+"\n") {
+			t.Errorf("the --containers unit lacks %q:\n%s", l, unit)
+		}
+	}
+	if sock := read(install.SystemdSocketPath); !strings.Contains(sock, "\nListenStream=169.254.170.23:80\nListenStream=[fd00:ec2::23]:80\n") {
+		t.Errorf("imdsd.socket of --containers:\n%s", sock)
+	}
+
 	// What ExecStartPre= does at start, then uninstall takes it all away.
-	imdsd(0, "alias", "add", "169.254.169.254", "fd00:ec2::254")
-	if lo := sh(t, "ip", "addr", "show", "dev", "lo"); !strings.Contains(lo, "169.254.169.254/32") || !strings.Contains(lo, "fd00:ec2::254/128") {
+	imdsd(0, "alias", "add", "169.254.169.254", "fd00:ec2::254", "169.254.170.23", "fd00:ec2::23")
+	if lo := sh(t, "ip", "addr", "show", "dev", "lo"); !strings.Contains(lo, "169.254.169.254/32") || !strings.Contains(lo, "fd00:ec2::254/128") ||
+		!strings.Contains(lo, "169.254.170.23/32") || !strings.Contains(lo, "fd00:ec2::23/128") {
 		t.Fatalf("alias add: lo has\n%s", lo)
 	}
 	imdsd(0, "uninstall")
@@ -293,7 +339,7 @@ func TestInstallChild(t *testing.T) {
 	}
 	absent(install.SystemdUnitPath)
 	absent(install.SystemdSocketPath)
-	if lo := sh(t, "ip", "addr", "show", "dev", "lo"); strings.Contains(lo, "169.254.169.254") || strings.Contains(lo, "fd00:ec2::254") {
+	if lo := sh(t, "ip", "addr", "show", "dev", "lo"); strings.Contains(lo, "169.254.") || strings.Contains(lo, "fd00:ec2::") {
 		t.Errorf("uninstall left an alias: lo has\n%s", lo)
 	}
 	if out := imdsd(0, "uninstall"); !strings.Contains(out, "not installed") {

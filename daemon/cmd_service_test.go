@@ -132,7 +132,10 @@ func newTestEnv(t *testing.T, euid int) *testEnv {
 	return te
 }
 
-var execStartRE = regexp.MustCompile(`(?m)^ExecStart=.*$`)
+var (
+	execStartRE  = regexp.MustCompile(`(?m)^ExecStart=.*$`)
+	execReloadRE = regexp.MustCompile(`(?m)^ExecReload=.*$`)
+)
 
 func (te *testEnv) cmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -209,9 +212,12 @@ func TestInstallDryRun(t *testing.T) {
 	tests := []struct {
 		name       string
 		own        string // install's own flags
+		config     string // a config file, given first in the run flags: --config CONFIG
 		args       string // the run flags, after "--"
 		wantExec   string
-		unitGolden string // the unit of install/testdata with another ExecStart=
+		wantReload string // ExecReload=, when it has arguments
+		unitGolden string // the unit of install/testdata with another ExecStart= (and ExecReload=)
+		group      string // the unit golden's SupplementaryGroups= instead
 		sockGolden string
 		wantCmds   string
 		wantEnv    bool   // IMDSD_MFA_COMMAND in the environment file
@@ -232,6 +238,27 @@ func TestInstallDryRun(t *testing.T) {
 			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--source" "dev" "--listen" "169.254.169.254:80" "--listen" "[fd00:ec2::254]:80"`,
 			unitGolden: "linux-ipv6-socket-imdsd.service.golden",
 			sockGolden: "linux-ipv6-socket-imdsd.socket.golden",
+			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\nsystemctl enable imdsd.socket\n",
+		},
+		{
+			name:       "containers, a token group",
+			own:        "--containers",
+			config:     "source: dev\ncontainer: true\ncontainer_token_group: root\n",
+			wantExec:   `ExecStart=/usr/local/bin/imdsd "run" "--config" "CONFIG" "--listen" "169.254.169.254:80" "--container-listen" "169.254.170.23:80"`,
+			wantReload: `ExecReload=/usr/local/bin/imdsd reload "--config" "CONFIG"`,
+			unitGolden: "linux-containers-imdsd.service.golden",
+			group:      "root",
+			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\n",
+		},
+		{
+			name:   "ipv6, socket activation, containers, several roles",
+			own:    "--ipv6 --socket-activation --containers",
+			config: "roles:\n  - name: readonly\n    source: dev\n  - name: deploy\n    source: dev\n    container: true\n",
+			wantExec: `ExecStart=/usr/local/bin/imdsd "run" "--config" "CONFIG" "--listen" "169.254.169.254:80" "--listen" "[fd00:ec2::254]:80" ` +
+				`"--container-listen" "169.254.170.23:80" "--container-listen" "[fd00:ec2::23]:80"`,
+			wantReload: `ExecReload=/usr/local/bin/imdsd reload "--config" "CONFIG"`,
+			unitGolden: "linux-ipv6-socket-containers-imdsd.service.golden",
+			sockGolden: "linux-ipv6-socket-containers-imdsd.socket.golden",
 			wantCmds:   "systemctl enable imdsd.service\nsystemctl daemon-reload\nsystemctl enable imdsd.socket\n",
 		},
 		{
@@ -259,16 +286,30 @@ func TestInstallDryRun(t *testing.T) {
 				return nil, nil
 			}
 			args := append(append([]string{"install", "--dry-run"}, strings.Fields(tc.own)...), "--")
+			config := filepath.Join(t.TempDir(), "config.yaml")
+			if tc.config != "" {
+				if err := os.WriteFile(config, []byte(tc.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", config)
+			}
 			args = append(args, strings.Fields(tc.args)...)
 			code, out, errOut := te.cmd(t, args...)
-			if wantErr := devNote(strings.Contains(tc.args, "--source dev")); code != exitOK || errOut != wantErr {
+			dev := strings.Contains(tc.args, "--source dev") || strings.Contains(tc.config, "source: dev")
+			if wantErr := devNote(dev); code != exitOK || errOut != wantErr {
 				t.Fatalf("exit %d, stderr %q, want %q", code, errOut, wantErr)
 			}
 			unit := section(t, out, install.SystemdUnitPath)
 			want := readGolden(t, filepath.Join("..", "install", "testdata", tc.unitGolden))
-			want = execStartRE.ReplaceAllLiteralString(want, tc.wantExec)
+			want = execStartRE.ReplaceAllLiteralString(want, strings.ReplaceAll(tc.wantExec, "CONFIG", config))
+			if tc.wantReload != "" {
+				want = execReloadRE.ReplaceAllLiteralString(want, strings.ReplaceAll(tc.wantReload, "CONFIG", config))
+			}
 			if strings.Contains(tc.own, "--user") {
 				want = strings.Replace(want, "User=imdsd\n", "User=alice\n", 1)
+			}
+			if tc.group != "" {
+				want = regexp.MustCompile(`(?m)^SupplementaryGroups=.*$`).ReplaceAllLiteralString(want, "SupplementaryGroups="+tc.group)
 			}
 			if diff := cmp.Diff(want, unit); diff != "" {
 				t.Errorf("unit (-want +got):\n%s", diff)
@@ -369,6 +410,21 @@ func TestInstallRefuses(t *testing.T) {
 		{"socket activation with listen", 0, []string{"--socket-activation", "--", "--listen", "127.0.0.1:80"}, exitUsage,
 			"imdsd install: --socket-activation: the service serves what imdsd.socket binds (169.254.169.254:80); drop --listen\n" +
 				"Run 'imdsd install --help' for its flags and examples.\n"},
+		{"socket activation with container-listen", 0, []string{"--socket-activation", "--containers", "--ipv6", "--", "--container-listen", "127.0.0.1:8170"}, exitUsage,
+			"imdsd install: --socket-activation: the service serves what imdsd.socket binds (169.254.170.23:80, [fd00:ec2::23]:80); drop --container-listen\n" +
+				"Run 'imdsd install --help' for its flags and examples.\n"},
+		// --containers adds container_listen: Validate's "container_listen:
+		// no role is served" would name a setting the user never gave.
+		{"containers without a container role", 0, []string{"--containers", "--", "--source", "dev"}, exitUsage,
+			"imdsd install: invalid configuration:\n" +
+				"  --containers: no role is served to containers; set container: true on one in the config file (-- --container for the one role)\n"},
+		{"containers without a container role, and another error", 1000, []string{"--dry-run", "--containers", "--", "--source", "assume-role"}, exitUsage,
+			"imdsd install: invalid configuration:\n" +
+				"  --containers: no role is served to containers; set container: true on one in the config file (-- --container for the one role)\n" +
+				"  role_arn: required by source assume-role\n"},
+		{"container role, no such token group", 0, []string{"--containers", "--", "--source", "dev", "--container", "--container-token-group", "no-such-group-imdsd"}, exitUsage,
+			"imdsd install: invalid configuration:\n" +
+				"  container_token_group: no such group on this host; create it (groupadd no-such-group-imdsd) or name another (got \"no-such-group-imdsd\")\n"},
 		{"stray argument", 0, []string{"dev"}, exitUsage,
 			"imdsd install: unexpected argument \"dev\": the run flags after \"--\" are flags only\n" +
 				"Run 'imdsd install --help' for its flags and examples.\n"},
@@ -389,6 +445,53 @@ func TestInstallRefuses(t *testing.T) {
 				t.Errorf("stdout %q, service calls %q, commands %q; want none", out, te.svc.calls, te.rec.calls)
 			}
 		})
+	}
+}
+
+// TestInstallServiceSettings: ExecReload= gets the run flags'
+// --admin-socket and --config, in any form; the container tokens' group
+// becomes a supplementary group; a token directory the service cannot
+// write is noted.
+func TestInstallServiceSettings(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "imdsd.yaml")
+	if err := os.WriteFile(config, []byte("source: dev\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args       string
+		wantReload string
+		wantGroups string // the SupplementaryGroups= line, or ""
+		wantErr    string // after the dev source's note
+	}{
+		{args: "--source dev", wantReload: `ExecReload=/usr/local/bin/imdsd reload`},
+		{args: "--source dev --admin-socket /srv/imdsd/admin.sock",
+			wantReload: `ExecReload=/usr/local/bin/imdsd reload "--admin-socket" "/srv/imdsd/admin.sock"`},
+		{args: "-config=" + config + " --admin-socket=/srv/imdsd/a%b.sock",
+			wantReload: `ExecReload=/usr/local/bin/imdsd reload "--admin-socket" "/srv/imdsd/a%%b.sock" "--config" "` + config + `"`},
+		{args: "--source dev --container --container-listen 127.0.0.1:8170 --container-token-group root",
+			wantReload: `ExecReload=/usr/local/bin/imdsd reload`, wantGroups: "SupplementaryGroups=root"},
+		{args: "--source dev --container --container-listen 127.0.0.1:8170 --container-token-dir /srv/tokens",
+			wantReload: `ExecReload=/usr/local/bin/imdsd reload`,
+			wantErr: "imdsd install: note: container_token_dir /srv/tokens: the service can keep files only under /var/lib/imdsd (ProtectSystem=strict); " +
+				"leave it unset for /var/lib/imdsd/container-tokens, or allow it in a drop-in (systemctl edit imdsd: ReadWritePaths=)\n"},
+		// The group of a configuration that serves no container is no
+		// business of the service's.
+		{args: "--source dev --container-token-group root", wantReload: `ExecReload=/usr/local/bin/imdsd reload`},
+	}
+	for _, tc := range tests {
+		te := newTestEnv(t, 1000)
+		code, out, errOut := te.cmd(t, append([]string{"install", "--dry-run", "--"}, strings.Fields(tc.args)...)...)
+		if code != exitOK || errOut != devNote(true)+tc.wantErr {
+			t.Errorf("install -- %s: exit %d, stderr %q; want 0, %q", tc.args, code, errOut, devNote(true)+tc.wantErr)
+			continue
+		}
+		unit := section(t, out, install.SystemdUnitPath)
+		if got := execReloadRE.FindString(unit); got != tc.wantReload {
+			t.Errorf("install -- %s: %s, want %s", tc.args, got, tc.wantReload)
+		}
+		if got := regexp.MustCompile(`(?m)^SupplementaryGroups=.*$`).FindString(unit); got != tc.wantGroups {
+			t.Errorf("install -- %s: SupplementaryGroups line %q, want %q", tc.args, got, tc.wantGroups)
+		}
 	}
 }
 
@@ -454,7 +557,7 @@ func TestInstallUninstallIdempotent(t *testing.T) {
 	}
 	step(0, "replaced", "Uninstall Install", []string{"systemctl enable imdsd.socket"}, "install", "--socket-activation", "--", "--source", "dev")
 
-	aliasCmds := []string{"ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo"}
+	aliasCmds := []string{"ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo", "ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo"}
 	step(0, "removed the imdsd service and the loopback aliases", "Stop Uninstall",
 		append([]string{"systemctl disable --now imdsd.socket", "systemctl daemon-reload"}, aliasCmds...), "uninstall")
 	for _, p := range []string{unitPath, sockPath} {
@@ -482,7 +585,7 @@ rm /etc/systemd/system/imdsd.service
 systemctl daemon-reload
 rm /etc/systemd/system/imdsd.socket
 systemctl daemon-reload
-imdsd alias remove 169.254.169.254 fd00:ec2::254
+imdsd alias remove 169.254.169.254 fd00:ec2::254 169.254.170.23 fd00:ec2::23
 `
 	if code != exitOK || out != want {
 		t.Errorf("exit %d, stdout\n%s\nstderr %s\nwant\n%s", code, out, errOut, want)
@@ -521,89 +624,6 @@ func TestControl(t *testing.T) {
 	}
 	if code, _, _ := te.cmd(t, "stop", "now"); code != exitUsage {
 		t.Errorf("stop now: exit %d, want %d", code, exitUsage)
-	}
-}
-
-func TestAlias(t *testing.T) {
-	const (
-		show4 = "ip -o -4 addr show dev lo"
-		show6 = "ip -o -6 addr show dev lo"
-	)
-	tests := []struct {
-		name     string
-		args     string
-		present  bool   // both addresses are on lo at first
-		fail     string // the output of a failing add or del
-		code     int
-		wantCmds []string
-		wantOut  string
-		wantErr  string
-	}{
-		{name: "add", args: "add", code: exitOK,
-			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo"},
-			wantOut:  "imdsd alias add: 169.254.169.254 is on the loopback interface\n"},
-		{name: "add present", args: "add", present: true, code: exitOK,
-			wantCmds: []string{show4}},
-		{name: "add ipv6", args: "add --ipv6", code: exitOK,
-			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo", show6, "ip -6 addr add fd00:ec2::254/128 dev lo nodad"}},
-		{name: "add both, as the unit does", args: "add 169.254.169.254 fd00:ec2::254", code: exitOK,
-			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo", show6, "ip -6 addr add fd00:ec2::254/128 dev lo nodad"}},
-		{name: "remove present", args: "remove --ipv6", present: true, code: exitOK,
-			wantCmds: []string{show4, "ip addr del 169.254.169.254/32 dev lo", show6, "ip -6 addr del fd00:ec2::254/128 dev lo"},
-			wantOut:  "imdsd alias remove: 169.254.169.254 is not on the loopback interface\nimdsd alias remove: fd00:ec2::254 is not on the loopback interface\n"},
-		{name: "remove absent", args: "remove", code: exitOK, wantCmds: []string{show4}},
-		{name: "not root", args: "add", fail: "RTNETLINK answers: Operation not permitted", code: exitError,
-			wantCmds: []string{show4, "ip addr add 169.254.169.254/32 dev lo", show4},
-			wantErr:  "imdsd alias: add alias 169.254.169.254: ip addr add 169.254.169.254/32 dev lo: exit status 2: RTNETLINK answers: Operation not permitted (adding an address to lo needs CAP_NET_ADMIN: run as root)\n"},
-		{name: "bad address", args: "add 169.254.169.300", code: exitUsage,
-			wantErr: "imdsd alias: address: must be an IP address such as 169.254.169.254 (got \"169.254.169.300\")\n" +
-				"Run 'imdsd alias --help' for its flags and examples.\n"},
-		{name: "not link-local", args: "add 10.0.0.1", code: exitError, wantCmds: nil,
-			wantErr: "imdsd alias: alias 10.0.0.1: must be IPv4 link-local (169.254.0.0/16) or IPv6 unique-local (fc00::/7)\n"},
-		{name: "no verb", args: "", code: exitUsage},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			te := newTestEnv(t, 0)
-			on := map[string]bool{}
-			if tc.present {
-				on["169.254.169.254/32"], on["fd00:ec2::254/128"] = true, true
-			}
-			te.rec.reply = func(argv string) ([]byte, error) {
-				f := strings.Fields(argv)
-				switch {
-				case strings.Contains(argv, " show "):
-					var out string
-					for a := range on {
-						if on[a] {
-							out += "1: lo    inet " + a + " scope global lo\n"
-						}
-					}
-					return []byte(out), nil
-				case tc.fail != "":
-					return []byte(tc.fail), errors.New("exit status 2")
-				}
-				for i, w := range f { // ip [-6] addr add|del ADDR dev lo
-					if w == "add" || w == "del" {
-						on[f[i+1]] = w == "add"
-					}
-				}
-				return nil, nil
-			}
-			code, out, errOut := te.cmd(t, append([]string{"alias"}, strings.Fields(tc.args)...)...)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d (stderr %q)", code, tc.code, errOut)
-			}
-			if diff := cmp.Diff(tc.wantCmds, te.rec.calls); diff != "" {
-				t.Errorf("commands (-want +got):\n%s", diff)
-			}
-			if tc.wantOut != "" && out != tc.wantOut {
-				t.Errorf("stdout %q, want %q", out, tc.wantOut)
-			}
-			if tc.wantErr != "" && errOut != tc.wantErr {
-				t.Errorf("stderr\n%q\nwant\n%q", errOut, tc.wantErr)
-			}
-		})
 	}
 }
 
@@ -779,8 +799,9 @@ func devNote(dev bool) string {
 		"give a real source (-- --source assume-role --role-arn …, see imdsd run --help) or set source in " + defaultConfigPath() + "\n"
 }
 
-// TestSplitSecrets: the *-command flags leave the unit's arguments, in any
-// form, and a value that looks like one stays a value.
+// TestSplitSecrets: the *-command flags of imdsd run leave the unit's
+// arguments, in any form, and a value that looks like one stays a value;
+// each becomes the variable imdsd run reads it from.
 func TestSplitSecrets(t *testing.T) {
 	tests := []struct {
 		args, kept string
@@ -802,9 +823,21 @@ func TestSplitSecrets(t *testing.T) {
 		if _, err := parseArgs(fs, strings.Fields(tc.args)); err != nil {
 			t.Fatalf("parse %q: %v", tc.args, err)
 		}
-		kept, env := splitSecrets(fs, strings.Fields(tc.args))
+		kept, env := install.SplitSecrets(fs, strings.Fields(tc.args))
 		if strings.Join(kept, " ") != tc.kept || !cmp.Equal(tc.env, env) {
-			t.Errorf("splitSecrets(%q) = %q, %v; want %q, %v", tc.args, kept, env, tc.kept, tc.env)
+			t.Errorf("SplitSecrets(%q) = %q, %v; want %q, %v", tc.args, kept, env, tc.kept, tc.env)
+		}
+	}
+	var rf runFlags
+	fs := flag.NewFlagSet("imdsd run", flag.ContinueOnError)
+	rf.register(fs)
+	for _, s := range settings {
+		if !strings.HasSuffix(s.flag, "-command") {
+			continue
+		}
+		_, env := install.SplitSecrets(fs, []string{"--" + s.flag, "x"})
+		if want := []install.EnvVar{{Name: envName(s.key), Value: "x"}}; !cmp.Equal(want, env) {
+			t.Errorf("SplitSecrets(--%s x) = %v, want %v", s.flag, env, want)
 		}
 	}
 }

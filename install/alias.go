@@ -27,7 +27,14 @@ var (
 	IMDSv6 = netip.MustParseAddr("fd00:ec2::254")
 )
 
-// aliasOp says whether a plan adds or removes the address.
+// The container credentials endpoint's addresses (EKS Pod Identity's) that
+// the SDKs accept over plain HTTP besides loopback (SPEC.md R9.3): imdsd
+// install --containers aliases and serves them like the IMDS ones.
+var (
+	ContainerV4 = netip.MustParseAddr("169.254.170.23")
+	ContainerV6 = netip.MustParseAddr("fd00:ec2::23")
+)
+
 // AddAlias adds ip as a single-host address (/32 or /128) to the loopback
 // interface (lo on Linux, lo0 on macOS, the loopback pseudo-interface on
 // Windows), unless it is there already. Only IPv4 link-local and IPv6
@@ -52,6 +59,7 @@ func RemoveAlias(ctx context.Context, run Runner, ip netip.Addr) error {
 	return alias(ctx, run, opRemove, ip)
 }
 
+// aliasOp says whether a plan adds or removes the address.
 type aliasOp bool
 
 const (

@@ -38,7 +38,7 @@ func (f *fakeRunner) run(_ context.Context, name string, args ...string) ([]byte
 var errExit = errors.New("exit status 1")
 
 func TestAliasArgs(t *testing.T) {
-	v4, v6 := IMDSv4, IMDSv6
+	v4, v6, c4, c6 := IMDSv4, IMDSv6, ContainerV4, ContainerV6
 	tests := []struct {
 		name string
 		got  []string
@@ -63,6 +63,17 @@ func TestAliasArgs(t *testing.T) {
 		{"windows remove v6", windowsAliasArgs(opRemove, v6, "1"), "netsh interface ipv6 delete address interface=1 address=fd00:ec2::254 store=persistent"},
 		{"windows show v4", windowsShowArgs(v4, "1"), "netsh interface ipv4 show addresses name=1"},
 		{"windows show v6", windowsShowArgs(v6, "1"), "netsh interface ipv6 show addresses interface=1"},
+		// The container endpoint's addresses, exactly like the IMDS ones.
+		{"linux add container v4", linuxAliasArgs(opAdd, c4), "ip addr add 169.254.170.23/32 dev lo"},
+		{"linux remove container v4", linuxAliasArgs(opRemove, c4), "ip addr del 169.254.170.23/32 dev lo"},
+		{"linux add container v6", linuxAliasArgs(opAdd, c6), "ip -6 addr add fd00:ec2::23/128 dev lo nodad"},
+		{"linux remove container v6", linuxAliasArgs(opRemove, c6), "ip -6 addr del fd00:ec2::23/128 dev lo"},
+		{"darwin add container v4", darwinAliasArgs(opAdd, c4), "ifconfig lo0 inet 169.254.170.23 netmask 255.255.255.255 alias"},
+		{"darwin add container v6", darwinAliasArgs(opAdd, c6), "ifconfig lo0 inet6 fd00:ec2::23 prefixlen 128 alias"},
+		{"darwin remove container v4", darwinAliasArgs(opRemove, c4), "ifconfig lo0 inet 169.254.170.23 -alias"},
+		{"windows add container v4", windowsAliasArgs(opAdd, c4, "1"), "netsh interface ipv4 add address name=1 address=169.254.170.23 mask=255.255.255.255 store=persistent"},
+		{"windows remove container v4", windowsAliasArgs(opRemove, c4, "1"), "netsh interface ipv4 delete address name=1 address=169.254.170.23 store=persistent"},
+		{"windows add container v6", windowsAliasArgs(opAdd, c6, "1"), "netsh interface ipv6 add address interface=1 address=fd00:ec2::23/128 store=persistent"},
 	}
 	for _, tc := range tests {
 		if got := strings.Join(tc.got, " "); got != tc.want {
@@ -363,6 +374,8 @@ func TestCheckAlias(t *testing.T) {
 	}{
 		{"169.254.169.254", "169.254.169.254", ""},
 		{"169.254.170.2", "169.254.170.2", ""}, // the ECS credentials endpoint
+		{"169.254.170.23", "169.254.170.23", ""},
+		{"fd00:ec2::23", "fd00:ec2::23", ""},
 		{"fd00:ec2::254", "fd00:ec2::254", ""},
 		{"::ffff:169.254.169.254", "169.254.169.254", ""},
 		{"8.8.8.8", "", "alias 8.8.8.8: must be IPv4 link-local (169.254.0.0/16) or IPv6 unique-local (fc00::/7)"},

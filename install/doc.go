@@ -10,8 +10,10 @@
 //     Plan.Install runs them forwards (doing only what is missing or
 //     differs, so the same install twice changes nothing), Plan.Uninstall
 //     backwards (the socket first, the aliases last);
-//   - the IMDS address on the loopback interface (AddAlias, RemoveAlias):
-//     169.254.169.254/32 and, when asked, fd00:ec2::254/128, never a wider
+//   - the endpoints' addresses on the loopback interface (AddAlias,
+//     RemoveAlias): IMDS's 169.254.169.254/32 and, when asked,
+//     fd00:ec2::254/128, and with Containers the container credentials
+//     endpoint's 169.254.170.23/32 (and fd00:ec2::23/128), never a wider
 //     prefix; one file per OS (alias_linux.go: ip, alias_darwin.go:
 //     ifconfig lo0, alias_windows.go: netsh on the loopback
 //     pseudo-interface), all built from pure argv builders in alias.go so

@@ -2,6 +2,7 @@ package install
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -107,20 +108,22 @@ func (h Host) readEnvFile() (string, error) {
 }
 
 // ServiceEnvironment is what the installed service will find in its
-// environment file apart from the variables an install writes: the user's
-// own lines, parsed as systemd parses them. It is empty where the service
-// has no environment file (macOS, Windows) and when the file does not
-// exist; reading it needs root (mode 0600).
+// environment apart from the variables an install writes: the user's own
+// lines of its environment file, parsed as systemd parses them, and the
+// variables systemd sets for the unit's directories (STATE_DIRECTORY,
+// RUNTIME_DIRECTORY), which override them. It is empty where the service
+// has no environment file (macOS, Windows). Reading the file needs root
+// (mode 0600); when it cannot be read, the error comes with systemd's
+// variables.
 func (h Host) ServiceEnvironment() (map[string]string, error) {
 	if h.GOOS != "linux" {
 		return nil, nil
 	}
 	content, err := h.readEnvFile()
-	if err != nil {
-		return nil, err
-	}
 	rest, _ := cutEnvBlock(content)
-	return parseEnvFile(rest), nil
+	env := parseEnvFile(rest)
+	env["STATE_DIRECTORY"], env["RUNTIME_DIRECTORY"] = StateDirectory, RuntimeDirectory
+	return env, err
 }
 
 // setEnvBlock replaces the block of the environment file with block ("":
@@ -304,4 +307,32 @@ func parseEnvFile(content string) map[string]string {
 		push(state == value)
 	}
 	return vars
+}
+
+// SplitSecrets takes the flags that may carry secrets, the *-command ones
+// (an MFA seed or a token on a command line), out of args, which flags parsed:
+// every user can read the unit, so they become the service's environment
+// variables, --NAME-command as IMDSD_NAME_COMMAND (how imdsd run reads
+// them). A value that looks like a flag stays a value, and a final "--"
+// is kept.
+func SplitSecrets(flags *flag.FlagSet, args []string) (kept []string, env []EnvVar) {
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		f, n := flags.Lookup(name), 1 // n: the arguments of this flag
+		if f == nil {                 // a final "--", which imdsd run accepts too
+			kept = append(kept, args[i])
+			continue
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			n = min(2, len(args)-i)
+			value = args[i+n-1]
+		}
+		if strings.HasSuffix(name, "-command") {
+			env = append(env, EnvVar{Name: "IMDSD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")), Value: value})
+		} else {
+			kept = append(kept, args[i:i+n]...)
+		}
+		i += n - 1
+	}
+	return kept, env
 }

@@ -61,9 +61,11 @@ func Executable() (string, error) {
 }
 
 // AliasAddrs parses the addresses of imdsd alias: args, else
-// 169.254.169.254, plus fd00:ec2::254 with ipv6. AddAlias and RemoveAlias
-// refuse the addresses that are not link-local or unique-local.
-func AliasAddrs(args []string, ipv6 bool) ([]netip.Addr, error) {
+// 169.254.169.254, plus fd00:ec2::254 with ipv6, plus with containers the
+// container endpoint's 169.254.170.23 (and fd00:ec2::23 with ipv6). AddAlias
+// and RemoveAlias refuse the addresses that are not link-local or
+// unique-local.
+func AliasAddrs(args []string, ipv6, containers bool) ([]netip.Addr, error) {
 	var addrs []netip.Addr
 	var errs []error
 	for _, a := range args {
@@ -77,8 +79,20 @@ func AliasAddrs(args []string, ipv6 bool) ([]netip.Addr, error) {
 	if len(args) == 0 {
 		addrs = append(addrs, IMDSv4)
 	}
-	if ipv6 && !slices.Contains(addrs, IMDSv6) {
-		addrs = append(addrs, IMDSv6)
+	want := []netip.Addr{}
+	if ipv6 {
+		want = append(want, IMDSv6)
+	}
+	if containers {
+		want = append(want, ContainerV4)
+		if ipv6 {
+			want = append(want, ContainerV6)
+		}
+	}
+	for _, ip := range want {
+		if !slices.Contains(addrs, ip) {
+			addrs = append(addrs, ip)
+		}
 	}
 	return addrs, errors.Join(errs...)
 }

@@ -48,6 +48,8 @@ func TestAliasInNetns(t *testing.T) {
 	}{
 		{install.IMDSv4, "inet 169.254.169.254/32 scope global lo"},
 		{install.IMDSv6, "inet6 fd00:ec2::254/128 scope global nodad"},
+		{install.ContainerV4, "inet 169.254.170.23/32 scope global lo"},
+		{install.ContainerV6, "inet6 fd00:ec2::23/128 scope global nodad"},
 	} {
 		t.Run(tc.ip.String(), func(t *testing.T) {
 			ns, run := netns(t)
@@ -145,18 +147,12 @@ func TestKardianosRendersGolden(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}
-	for _, tc := range []struct {
-		golden string
-		opts   string
-	}{
-		{"linux-imdsd.service.golden", ""},
-		{"linux-ipv6-socket-imdsd.service.golden", "ipv6,socket"},
-	} {
-		t.Run(tc.golden, func(t *testing.T) {
+	for golden := range install.LinuxGolden {
+		t.Run(golden, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "imdsd.service")
 			cmd := exec.Command("unshare", "--mount", "--propagation", "private",
 				os.Args[0], "-test.run=^TestKardianosChild$", "-test.v")
-			cmd.Env = append(os.Environ(), kardianosChildEnv+"="+out, "IMDSD_TEST_KARDIANOS_OPTS="+tc.opts)
+			cmd.Env = append(os.Environ(), kardianosChildEnv+"="+out, "IMDSD_TEST_KARDIANOS_GOLDEN="+golden)
 			if b, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("child: %v\n%s", err, b)
 			}
@@ -164,12 +160,12 @@ func TestKardianosRendersGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := os.ReadFile(filepath.Join("testdata", tc.golden))
+			want, err := os.ReadFile(filepath.Join("testdata", golden))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if string(got) != string(want) {
-				t.Errorf("kardianos Install wrote\n%s\nwant testdata/%s:\n%s", got, tc.golden, want)
+				t.Errorf("kardianos Install wrote\n%s\nwant testdata/%s:\n%s", got, golden, want)
 			}
 		})
 	}
@@ -207,9 +203,8 @@ func TestKardianosChild(t *testing.T) {
 		t.Fatal("kardianos has no linux-systemd system")
 	}
 	service.ChooseSystem(sys)
-	opts := os.Getenv("IMDSD_TEST_KARDIANOS_OPTS")
-	o := install.ServiceOptions{IPv6: strings.Contains(opts, "ipv6"), SocketActivation: strings.Contains(opts, "socket")}
-	cfg := install.ServiceConfig("/usr/local/bin/imdsd", []string{"--config", "/etc/imdsd/config.yaml"}, o)
+	g := install.LinuxGolden[os.Getenv("IMDSD_TEST_KARDIANOS_GOLDEN")]
+	cfg := install.ServiceConfig("/usr/local/bin/imdsd", g.Args, g.ServiceOptions)
 	s, err := service.New(noopProgram{}, cfg)
 	if err != nil {
 		t.Fatal(err)

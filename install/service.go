@@ -1,8 +1,11 @@
 package install
 
 import (
+	"fmt"
 	"net/netip"
+	"path"
 	"runtime"
+	"strings"
 
 	"github.com/kardianos/service"
 
@@ -28,6 +31,22 @@ type ServiceOptions struct {
 	// imdsd.socket (systemd.Socket, written and enabled by the install's
 	// steps), and the service runs without CAP_NET_BIND_SERVICE.
 	SocketActivation bool
+	// Containers also aliases 169.254.170.23 (and, with IPv6,
+	// fd00:ec2::23), the container credentials endpoint's addresses, and
+	// with SocketActivation has imdsd.socket bind their port 80 too. The
+	// caller passes the matching --container-listen in the run flags
+	// (Listeners).
+	Containers bool
+	// Groups (Linux) are the service's supplementary groups: the container
+	// tokens' group (container_token_group), which imdsd gives the token
+	// files to and so must be a member of. Each is a group name or
+	// numeric ID. launchd has no such setting (the daemon runs as root
+	// there unless UserName says otherwise), nor Windows.
+	Groups []string
+	// ReloadArgs (Linux) follow "imdsd reload" in the unit's ExecReload=:
+	// the run flags' --admin-socket and --config, so that systemctl reload
+	// reaches the admin socket the service listens on.
+	ReloadArgs []string
 }
 
 // Defaults of ServiceConfig on each OS.
@@ -73,25 +92,69 @@ func serviceConfig(goos, exe string, args []string, o ServiceOptions) *service.C
 		c.Option["OnFailureDelayDuration"] = restartDelay
 		c.Option["OnFailureResetPeriod"] = windowsResetPeriod
 	case "darwin":
-		c.Option["LaunchdConfig"] = launchd.Plist(launchd.Daemon{Exe: exe, Args: c.Arguments, User: c.UserName, IPv6: o.IPv6})
+		c.Option["LaunchdConfig"] = launchd.Plist(launchd.Daemon{Exe: exe, Args: c.Arguments, User: c.UserName, IPv6: o.IPv6, Containers: o.Containers})
 	default: // linux: systemd. Install refuses other init systems.
 		if c.UserName == "" {
 			c.UserName = linuxUser
 		}
 		c.Option["SystemdScript"] = systemd.Service(systemd.Unit{
-			Exe: exe, Args: c.Arguments, User: c.UserName,
-			Options: systemd.Options{IPv6: o.IPv6, SocketActivation: o.SocketActivation},
+			Exe: exe, Args: c.Arguments, ReloadArgs: o.ReloadArgs, User: c.UserName, Groups: o.Groups,
+			Options: o.systemd(),
 		})
 	}
 	return c
 }
 
-// ListenAddrs are the addresses the installed service serves unless told
-// otherwise: port 80 of the IMDS addresses, as imdsd.socket binds them.
-func ListenAddrs(o ServiceOptions) []string {
-	addrs := []string{netip.AddrPortFrom(IMDSv4, 80).String()}
-	if o.IPv6 {
-		addrs = append(addrs, netip.AddrPortFrom(IMDSv6, 80).String())
+// The directories the Linux service may write (the unit's StateDirectory=
+// and RuntimeDirectory=, under ProtectSystem=strict), whose paths systemd
+// gives it as $STATE_DIRECTORY and $RUNTIME_DIRECTORY.
+const (
+	StateDirectory   = "/var/lib/" + serviceName
+	RuntimeDirectory = "/run/" + serviceName
+)
+
+// CheckTokenDir says why the Linux service cannot keep its container
+// tokens under dir; nil when dir is under StateDirectory. The service
+// writes nowhere else that lasts: ProtectSystem=strict leaves it only its
+// StateDirectory and RuntimeDirectory, which systemd removes when it stops.
+func CheckTokenDir(dir string) error {
+	if c := path.Clean(dir); c == StateDirectory || strings.HasPrefix(c, StateDirectory+"/") {
+		return nil
 	}
-	return addrs
+	return fmt.Errorf("%s: the service can keep files only under %s (ProtectSystem=strict); leave it unset for %[2]s/container-tokens, or allow it in a drop-in (systemctl edit imdsd: ReadWritePaths=)",
+		dir, StateDirectory)
+}
+
+// systemd is the variant of the units o selects.
+func (o ServiceOptions) systemd() systemd.Options {
+	return systemd.Options{IPv6: o.IPv6, SocketActivation: o.SocketActivation, Containers: o.Containers}
+}
+
+// A Listener is a run flag of the installed service's listeners and the
+// addresses it gets unless the run flags set it.
+type Listener struct {
+	Flag  string // "listen", "container-listen"
+	Addrs []string
+}
+
+// Listeners are the listeners of the installed service, in order: --listen
+// on port 80 of the IMDS addresses, and --container-listen on port 80 of
+// the container endpoint's with Containers (none without). With
+// SocketActivation, imdsd.socket binds exactly these.
+func (o ServiceOptions) Listeners() []Listener {
+	imds, containers := []netip.Addr{IMDSv4}, []netip.Addr{ContainerV4}
+	if o.IPv6 {
+		imds, containers = append(imds, IMDSv6), append(containers, ContainerV6)
+	}
+	if !o.Containers {
+		containers = nil
+	}
+	port80 := func(addrs []netip.Addr) []string {
+		var out []string
+		for _, a := range addrs {
+			out = append(out, netip.AddrPortFrom(a, 80).String())
+		}
+		return out
+	}
+	return []Listener{{"listen", port80(imds)}, {"container-listen", port80(containers)}}
 }

@@ -134,6 +134,11 @@ func (h Host) Plan(s Spec) (*Plan, error) {
 	if strings.ContainsFunc(s.Exe+s.UserName, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return nil, fmt.Errorf("plan the service: a control character in the executable's path %q or the user name %q", s.Exe, s.UserName)
 	}
+	for _, g := range s.Groups {
+		if !plainName(g) {
+			return nil, fmt.Errorf("plan the service: group %q: the service's groups are names or IDs of letters, digits, '_', '-' and '.' only", g)
+		}
+	}
 	if len(s.Env) > 0 && h.GOOS != "linux" {
 		return nil, fmt.Errorf("%s: every user can read the service's definition on %s, which has no environment file; set it in the config file (readable by the service only) instead",
 			s.Env[0].Name, h.GOOS)
@@ -349,8 +354,9 @@ func (p *Plan) Removal() (undo []Action, installed bool, err error) {
 
 // Uninstall undoes every step present on the host, backwards, and reports
 // whether the service was installed. Whatever Spec the plan was built for,
-// it removes both aliases, imdsd.socket and the environment variables when
-// they are there. Uninstalling what is not installed succeeds.
+// it removes all four aliases (IMDS and container endpoint, IPv4 and
+// IPv6), imdsd.socket and the environment variables when they are there.
+// Uninstalling what is not installed succeeds.
 func (p *Plan) Uninstall(ctx context.Context) (installed bool, err error) {
 	undo, installed, err := p.Removal()
 	if err != nil {
@@ -397,20 +403,17 @@ func (p *Plan) service() (service.Service, error) {
 	return p.svc, nil
 }
 
-// aliasStep: the IMDS addresses on the loopback interface. Uninstall
-// removes both, whatever the install added; an absent one counts as
-// removed.
+// aliasStep: the IMDS addresses (and with Containers the container
+// endpoint's) on the loopback interface. Uninstall removes all four,
+// whatever the install added; an absent one counts as removed.
 func (p *Plan) aliasStep() Step {
-	addrs := []netip.Addr{IMDSv4}
-	if p.spec.IPv6 {
-		addrs = append(addrs, IMDSv6)
-	}
-	both := []netip.Addr{IMDSv4, IMDSv6}
+	addrs, _ := AliasAddrs(nil, p.spec.IPv6, p.spec.Containers)
+	all, _ := AliasAddrs(nil, true, true)
 	st := Step{wanted: true, Undo: Action{
-		Show: "imdsd alias remove " + joinAddrs(both),
+		Show: "imdsd alias remove " + joinAddrs(all),
 		run: func(ctx context.Context) error {
 			var errs []error
-			for _, ip := range both {
+			for _, ip := range all {
 				errs = append(errs, RemoveAlias(ctx, p.host.Run, ip))
 			}
 			return errors.Join(errs...)
@@ -460,7 +463,7 @@ func (p *Plan) envStep() Step {
 
 // socketFileStep: imdsd.socket, for socket activation.
 func (p *Plan) socketFileStep() Step {
-	content := systemd.Socket(systemd.Options{IPv6: p.spec.IPv6, SocketActivation: true})
+	content := systemd.Socket(p.spec.systemd())
 	return Step{
 		wanted: p.spec.SocketActivation,
 		Do: Action{
@@ -577,6 +580,18 @@ func (p *Plan) removeService(uninstallStops bool) func(context.Context) error {
 		}
 		return nil
 	}
+}
+
+// plainName reports whether name is a group name systemd's
+// SupplementaryGroups= takes as it is: no space, specifier (%) or quote to
+// escape. Names outside this set are refused rather than escaped.
+func plainName(name string) bool {
+	if name == "" || name[0] == '-' || name[0] == '.' {
+		return false
+	}
+	return !strings.ContainsFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+	})
 }
 
 // fileShow is how --dry-run prints a file: in full, between markers.

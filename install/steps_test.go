@@ -166,6 +166,16 @@ func TestPlanSteps(t *testing.T) {
 			`"C:\Program Files\imdsd.exe" alias add 169.254.169.254 fd00:ec2::254`,
 			"# ---- register with the service control manager (no file) ----",
 		}},
+		{"windows", install.Spec{Exe: `C:\imdsd.exe`, ServiceOptions: install.ServiceOptions{Containers: true}}, []string{
+			`C:\imdsd.exe alias add 169.254.169.254 169.254.170.23`,
+			"# ---- register with the service control manager (no file) ----",
+		}},
+		{"linux", install.Spec{ServiceOptions: install.ServiceOptions{Containers: true, IPv6: true, SocketActivation: true}}, []string{
+			"",
+			"# ---- write /etc/systemd/system/imdsd.socket (mode 0644) ----",
+			"# ---- write /etc/systemd/system/imdsd.service (mode 0644) ----",
+			"systemctl enable imdsd.socket",
+		}},
 	}
 	for _, tc := range tests {
 		h := newFakeHost(t, tc.goos)
@@ -201,6 +211,9 @@ func TestPlanRefuses(t *testing.T) {
 		{"darwin", install.Spec{Env: []install.EnvVar{{Name: "IMDSD_MFA_COMMAND", Value: "x"}}}, "IMDSD_MFA_COMMAND: every user can read the service's definition on darwin, which has no environment file; set it in the config file"},
 		{"linux", install.Spec{Env: []install.EnvVar{{Name: "IMDSD_MFA_COMMAND", Value: "a\nb"}}}, "IMDSD_MFA_COMMAND: must be one line of UTF-8 text to go in /etc/imdsd/environment; set it in the config file instead"},
 		{"linux", install.Spec{Env: []install.EnvVar{{Name: "1X", Value: "a"}}}, `environment variable "1X": not a valid name`},
+		{"linux", install.Spec{ServiceOptions: install.ServiceOptions{Groups: []string{"a b"}}}, `plan the service: group "a b": the service's groups are names or IDs`},
+		{"linux", install.Spec{ServiceOptions: install.ServiceOptions{Groups: []string{"%i"}}}, `plan the service: group "%i"`},
+		{"linux", install.Spec{ServiceOptions: install.ServiceOptions{Groups: []string{"-x"}}}, `plan the service: group "-x"`},
 	} {
 		h.GOOS = tc.goos
 		if tc.spec.Exe == "" {
@@ -272,8 +285,10 @@ func TestInstallForwardsUninstallBackwards(t *testing.T) {
 	if got := install.ParseEnvFileForTest(env)["IMDSD_MFA_COMMAND"]; got != mfa[0].Value {
 		t.Errorf("IMDSD_MFA_COMMAND as systemd reads it = %q, want %q", got, mfa[0].Value)
 	}
-	if got, _ := h.ServiceEnvironment(); got["IMDSD_MFA_COMMAND"] != "" || got["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" {
-		t.Errorf("ServiceEnvironment = %q: want the user's lines only", got)
+	want := map[string]string{"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+		"STATE_DIRECTORY": "/var/lib/imdsd", "RUNTIME_DIRECTORY": "/run/imdsd"}
+	if got, err := h.ServiceEnvironment(); !cmp.Equal(want, got) || err != nil {
+		t.Errorf("ServiceEnvironment = %q, %v; want the user's lines and systemd's directories only", got, err)
 	}
 	unit, _ := h.read(t, install.SystemdUnitPath)
 	if strings.Contains(unit, "oathtool") {
@@ -302,13 +317,14 @@ func TestInstallForwardsUninstallBackwards(t *testing.T) {
 		"systemctl stop imdsd.service\nsystemctl disable imdsd.service\nrm /etc/systemd/system/imdsd.service\nsystemctl daemon-reload",
 		"rm /etc/systemd/system/imdsd.socket\nsystemctl daemon-reload",
 		"remove imdsd install's lines from /etc/imdsd/environment (its other lines are kept)",
-		"imdsd alias remove 169.254.169.254 fd00:ec2::254",
+		"imdsd alias remove 169.254.169.254 fd00:ec2::254 169.254.170.23 fd00:ec2::23",
 	}
 	if diff := cmp.Diff(wantShown, shown); diff != "" || !installed || err != nil {
 		t.Errorf("Removal = installed %v, %v; steps (-want +got):\n%s", installed, err, diff)
 	}
 	h.calls, h.argv = nil, nil
-	aliasArgv := []string{"ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo"}
+	// Each of the four aliases is listed, found absent, and left so.
+	aliasArgv := []string{"ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo", "ip -o -4 addr show dev lo", "ip -o -6 addr show dev lo"}
 	if installed, err := p.Uninstall(ctx); !installed || err != nil {
 		t.Fatalf("Uninstall = %v, %v", installed, err)
 	}
@@ -375,6 +391,17 @@ func TestControl(t *testing.T) {
 // TestWindows: the aliases are added at install (Windows keeps them); an
 // installed service cannot be compared, so it is kept as it is.
 func TestWindows(t *testing.T) {
+	t.Run("containers", func(t *testing.T) {
+		h := newFakeHost(t, "windows")
+		if _, err := h.plan(t, install.Spec{Exe: `C:\imdsd.exe`, ServiceOptions: install.ServiceOptions{Containers: true}}).Install(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// AddAlias runs this OS's commands (netsh on Windows: TestWindowsAlias).
+		want := []string{"ip -o -4 addr show dev lo", "ip addr add 169.254.169.254/32 dev lo", "ip -o -4 addr show dev lo", "ip addr add 169.254.170.23/32 dev lo"}
+		if !cmp.Equal(want, h.argv) {
+			t.Errorf("commands %q, want %q", h.argv, want)
+		}
+	})
 	for _, installed := range []bool{false, true} {
 		h := newFakeHost(t, "windows")
 		h.win = installed

@@ -5,7 +5,8 @@
 // "{{" through unchanged.
 //
 // launchd has no privileged pre-start step, so the plist runs /bin/sh,
-// which adds the lo0 alias (imdsd alias add) and then execs the daemon;
+// which adds the lo0 aliases (imdsd alias add: the IMDS address, and with
+// Containers the container endpoint's) and then execs the daemon;
 // the daemon runs as root unless the install names a user. KeepAlive with
 // SuccessfulExit=false restarts it after a failure, ThrottleInterval=2
 // seconds apart.

@@ -20,17 +20,37 @@ type Daemon struct {
 	Args []string
 	// User is the account of UserName; "" leaves the key out (root).
 	User string
-	// IPv6 also aliases fd00:ec2::254 before the daemon starts.
+	// IPv6 also aliases fd00:ec2::254 (and fd00:ec2::23 with Containers)
+	// before the daemon starts.
 	IPv6 bool
+	// Containers also aliases 169.254.170.23, the container credentials
+	// endpoint's address.
+	Containers bool
+}
+
+// aliases are the addresses the plist puts on lo0, in the order of
+// imdsd.service's ExecStartPre=: the IMDS ones, then the container
+// endpoint's.
+func (d Daemon) aliases() string {
+	addrs := "169.254.169.254"
+	if d.IPv6 {
+		addrs += " fd00:ec2::254"
+	}
+	if d.Containers {
+		addrs += " 169.254.170.23"
+		if d.IPv6 {
+			addrs += " fd00:ec2::23"
+		}
+	}
+	return addrs
 }
 
 // The parts of imdsd.plist that Plist fills in or leaves out; tests check
 // each occurs exactly once.
 const (
-	argLine       = "\t\t<string>{{Arguments}}</string>\n"
-	userLines     = "\t<key>UserName</key>\n\t<string>{{UserName}}</string>\n"
-	aliasCommand  = " alias add 169.254.169.254 fd00:ec2::254 "
-	aliasCommand4 = " alias add 169.254.169.254 "
+	argLine      = "\t\t<string>{{Arguments}}</string>\n"
+	userLines    = "\t<key>UserName</key>\n\t<string>{{UserName}}</string>\n"
+	aliasCommand = " alias add 169.254.169.254 fd00:ec2::254 "
 )
 
 // xmlEscaper escapes a value for XML text as kardianos/service's html
@@ -40,10 +60,7 @@ var xmlEscaper = strings.NewReplacer(`&`, "&amp;", `'`, "&#39;", `<`, "&lt;", `>
 // Plist renders the LaunchDaemon plist for d: the complete file, with
 // nothing left for a template engine to expand.
 func Plist(d Daemon) string {
-	s := plistTemplate
-	if !d.IPv6 {
-		s = strings.Replace(s, aliasCommand, aliasCommand4, 1)
-	}
+	s := strings.Replace(plistTemplate, aliasCommand, " alias add "+d.aliases()+" ", 1)
 	var args strings.Builder
 	for _, a := range d.Args {
 		args.WriteString("\t\t<string>" + xmlEscaper.Replace(a) + "</string>\n")

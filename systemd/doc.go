@@ -1,8 +1,8 @@
 // Package systemd holds the systemd units imdsd installs, as embedded
-// files: imdsd.service, with the placeholders {{Path}}, {{Arguments}} and
-// {{UserName}}, and imdsd.socket for socket activation. Service renders the
-// unit for one install, Socket the socket unit; the launchd plist is
-// package launchd's.
+// files: imdsd.service, with the placeholders {{Path}}, {{Arguments}},
+// {{ReloadArguments}} and {{UserName}}, and imdsd.socket for socket
+// activation. Service renders the unit for one install, Socket the socket
+// unit; the launchd plist is package launchd's.
 //
 // A rendered unit is complete. Package install hands it to kardianos/service
 // as its SystemdScript option, whose own small template engine passes a text
@@ -10,7 +10,8 @@
 // so --dry-run prints exactly the file kardianos writes.
 //
 // It owns the text of those files and the few variants install asks for
-// (IPv6 alias and listener, socket activation); it makes no host change and
+// (IPv6 aliases and listeners, the container endpoint's, socket
+// activation, the token group, reload's flags); it makes no host change and
 // imports nothing beyond the standard library. In particular it must not
 // import kardianos/service, install, imds, rotator or daemon.
 //
@@ -37,6 +38,28 @@
 //     account of that name exists (an admin created it to put people in its
 //     group for the admin socket, or the install names a real user whose
 //     profile imdsd reads), systemd uses it instead of a dynamic one.
+//   - ExecReload= runs imdsd reload with the --admin-socket and --config of
+//     ExecStart= (Unit.ReloadArgs): without them, reload would look for
+//     the admin socket where an imdsd run without them listens.
+//   - StateDirectory=imdsd (mode 0700) holds the container tokens
+//     (container_tokens.go of the daemon: DIR/ROLE/token, directories 0750,
+//     files 0640). Under DynamicUser=yes it is /var/lib/private/imdsd,
+//     reached through the /var/lib/imdsd symlink, and systemd keeps
+//     /var/lib/private itself 0700 root: only root reaches the tokens,
+//     whatever StateDirectoryMode= says, so a wider mode would give no one
+//     anything. Root is who needs them: docker and rootful podman resolve a
+//     bind mount of /var/lib/imdsd/container-tokens/ROLE as root, and a
+//     container whose processes are not root reads the mounted file through
+//     the token group (docker run --group-add GID). A rootless podman user
+//     cannot reach that path at all: such a setup needs container_token_dir
+//     outside /var/lib/private (a directory the user can traverse, owned by
+//     a static imdsd account, granted by a drop-in's ReadWritePaths=), the
+//     user in container_token_group, and podman run --group-add keep-groups.
+//   - SupplementaryGroups= names container_token_group when the
+//     configuration has one and serves containers (Unit.Groups): imdsd
+//     gives the token files to that group, which chown(2) allows a non-root
+//     owner only for a group it is a member of. The group must exist when
+//     the service starts; install checks that it exists now.
 //   - LimitCORE=0: a crash never writes a core dump, which would put the
 //     credentials imdsd holds in memory on disk (the security issue).
 //   - EnvironmentFile=-/etc/imdsd/environment (mode 0600, read by systemd
@@ -63,10 +86,13 @@
 // # Socket activation
 //
 // With imdsd.socket, systemd binds 169.254.169.254:80 (and
-// [fd00:ec2::254]:80) with FreeBind=yes, before the alias exists, and starts
+// [fd00:ec2::254]:80; with Containers also 169.254.170.23:80 and
+// [fd00:ec2::23]:80) with FreeBind=yes, before the aliases exist, and starts
 // imdsd.service with the listeners as file descriptors 3… (LISTEN_FDS,
-// LISTEN_PID, LISTEN_FDNAMES=imds:imds; sd_listen_fds(3)). imdsd run uses
-// them instead of binding when LISTEN_PID is its own PID. The service then
+// LISTEN_PID, LISTEN_FDNAMES=imds:imds…; sd_listen_fds(3)). One socket unit
+// has one FileDescriptorName= for all its sockets: imdsd run tells them
+// apart by their address, using each instead of binding the --listen or
+// --container-listen address equal to it, when LISTEN_PID is its own PID. The service then
 // needs no capability (CapabilityBoundingSet= is empty). imdsd.service stays
 // enabled for boot: it adds the alias, and until then no client can reach
 // the socket to trigger a start.

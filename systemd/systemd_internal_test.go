@@ -13,9 +13,11 @@ func TestVariantLines(t *testing.T) {
 		{"imdsd.service", serviceTemplate, aliasCommand},
 		{"imdsd.service", serviceTemplate, ambientCap},
 		{"imdsd.service", serviceTemplate, afterNetwork},
+		{"imdsd.service", serviceTemplate, dynamicUser},
 		{"imdsd.service", serviceTemplate, "ExecStart=" + keyPath + keyArgs + "\n"},
+		{"imdsd.service", serviceTemplate, "ExecReload=" + keyPath + " reload" + keyReloadArgs + "\n"},
 		{"imdsd.service", serviceTemplate, "User=" + keyUser + "\n"},
-		{"imdsd.socket", socketUnit, listenV6},
+		{"imdsd.socket", socketTemplate, listenLines},
 	} {
 		if n := strings.Count(tc.text, tc.part); n != 1 {
 			t.Errorf("%s has %q %d times, want once", tc.file, tc.part, n)

@@ -10,10 +10,12 @@ import (
 
 func variants() map[string]systemd.Options {
 	return map[string]systemd.Options{
-		"default": {},
-		"ipv6":    {IPv6: true},
-		"socket":  {SocketActivation: true},
-		"both":    {IPv6: true, SocketActivation: true},
+		"default":    {},
+		"ipv6":       {IPv6: true},
+		"socket":     {SocketActivation: true},
+		"both":       {IPv6: true, SocketActivation: true},
+		"containers": {Containers: true},
+		"all":        {IPv6: true, SocketActivation: true, Containers: true},
 	}
 }
 
@@ -82,6 +84,12 @@ func TestServiceVariants(t *testing.T) {
 			if o.IPv6 {
 				pre += " fd00:ec2::254"
 			}
+			if o.Containers {
+				pre += " 169.254.170.23"
+			}
+			if o.Containers && o.IPv6 {
+				pre += " fd00:ec2::23"
+			}
 			if !hasLine(s, pre) {
 				t.Errorf("Service(%+v) lacks line %q", o, pre)
 			}
@@ -101,7 +109,29 @@ func TestServiceVariants(t *testing.T) {
 					t.Errorf("Service(%+v): line %q present = %v, want %v", o, l, !o.SocketActivation, o.SocketActivation)
 				}
 			}
+			if strings.Contains(s, "SupplementaryGroups=") {
+				t.Errorf("Service(%+v) without groups has SupplementaryGroups=", o)
+			}
 		})
+	}
+}
+
+// TestServiceGroupsAndReload: the container tokens' group becomes the
+// service's supplementary group, and ExecReload= gets the run flags'
+// --admin-socket and --config, quoted as ExecStart='s words are.
+func TestServiceGroupsAndReload(t *testing.T) {
+	s := systemd.Service(systemd.Unit{Exe: "/usr/bin/imdsd", Args: []string{"run"}, User: "imdsd",
+		Groups: []string{"imdsd-tokens", "1234"}, ReloadArgs: []string{"--admin-socket", "/run/x %i/admin.sock", "--config", "/etc/imdsd/a.yaml"}})
+	for _, l := range []string{
+		"SupplementaryGroups=imdsd-tokens 1234",
+		`ExecReload=/usr/bin/imdsd reload "--admin-socket" "/run/x %%i/admin.sock" "--config" "/etc/imdsd/a.yaml"`,
+	} {
+		if !hasLine(s, l) {
+			t.Errorf("Service lacks line %q:\n%s", l, s)
+		}
+	}
+	if i, j := strings.Index(s, "\nDynamicUser=yes\n"), strings.Index(s, "\nSupplementaryGroups="); i < 0 || j < i {
+		t.Errorf("SupplementaryGroups= is not after DynamicUser=yes:\n%s", s)
 	}
 }
 
@@ -137,6 +167,12 @@ func TestSocket(t *testing.T) {
 			}
 			if got := hasLine(s, "ListenStream=[fd00:ec2::254]:80"); got != o.IPv6 {
 				t.Errorf("Socket(%+v): IPv6 listener present = %v, want %v", o, got, o.IPv6)
+			}
+			if got := hasLine(s, "ListenStream=169.254.170.23:80"); got != o.Containers {
+				t.Errorf("Socket(%+v): container listener present = %v, want %v", o, got, o.Containers)
+			}
+			if got, want := hasLine(s, "ListenStream=[fd00:ec2::23]:80"), o.Containers && o.IPv6; got != want {
+				t.Errorf("Socket(%+v): IPv6 container listener present = %v, want %v", o, got, want)
 			}
 			if strings.Contains(s, "{{") {
 				t.Errorf("Socket(%+v) has a placeholder", o)

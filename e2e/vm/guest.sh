@@ -78,6 +78,54 @@ systemd-run --quiet --pipe --wait -p EnvironmentFile=/etc/imdsd/environment /usr
 check "systemd reads the command back unchanged" test "$(cat /tmp/mfa)" = "$MFA"
 check "uninstall (MFA command)" imdsd uninstall
 check "uninstall removed install's lines only" sh -c "! grep -q IMDSD_MFA_COMMAND /etc/imdsd/environment && grep -q AWS_ACCESS_KEY_ID /etc/imdsd/environment"
+# Containers: install --containers aliases 169.254.170.23 (/32) and serves
+# the container credentials endpoint on its port 80 for the roles with
+# container: true; the role's token file (0640, group container_token_group,
+# which the unit's SupplementaryGroups= lets the dynamic user give it to)
+# authorizes the SDK's container provider. Uninstall removes the alias.
+groupadd --system imdsd-tokens
+cat > /etc/imdsd/containers.yaml <<EOF
+region: eu-west-1
+sts_endpoint: $STS
+sts_region: us-east-1
+container_token_group: imdsd-tokens
+roles:
+  - name: dev
+    source: assume-role
+    role_arn: arn:aws:iam::123456789012:role/dev
+    container: true
+EOF
+check "install --containers" imdsd install --containers -- --config /etc/imdsd/containers.yaml
+check "containers: the service joins the token group" has '^SupplementaryGroups=imdsd-tokens$' /etc/systemd/system/imdsd.service
+check "start (containers)" imdsd start
+ip -br addr show lo > /tmp/lo
+check "alias 169.254.170.23/32 on lo" has '169.254.170.23/32' /tmp/lo
+TF=/var/lib/imdsd/container-tokens/dev/token
+check "token file: mode 0640, group imdsd-tokens" test "$(stat -L -c '%a %G' $TF)" = "640 imdsd-tokens"
+# Only root gets there (DynamicUser=yes: /var/lib/private is 0700 root).
+stat -c '%a %U:%G %n' /var/lib/private /var/lib/private/imdsd /var/lib/private/imdsd/container-tokens/dev
+check "container endpoint: no token, 401" sh -c "test \$(curl -s -o /dev/null -w '%{http_code}' http://169.254.170.23/roles/dev) = 401"
+check "container endpoint: the token file's token, credentials" sh -c "curl -sf -H \"Authorization: \$(cat $TF)\" http://169.254.170.23/roles/dev | grep -q AccessKeyId"
+AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/roles/dev AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=$TF \
+	HOME=/nonexistent /root/sdkclient $STS > /tmp/client3 2>&1
+cat /tmp/client3
+check "SDK: the container provider" has 'credentials from: CredentialsEndpointProvider' /tmp/client3
+check "SDK (container provider): get-caller-identity" has 'get-caller-identity: arn:aws:sts::123456789012:assumed-role/dev/' /tmp/client3
+check "systemctl reload (ExecReload= gets --config)" systemctl reload imdsd
+check "uninstall (containers)" imdsd uninstall
+ip -br addr show lo > /tmp/lo
+check "container alias removed" sh -c "! grep -q 169.254.170.23 /tmp/lo"
+check "container tokens kept" test -e $TF
+
+# The same with socket activation: imdsd.socket binds 169.254.170.23:80 too,
+# and the service, with no capability, takes it over by its address.
+check "install --socket-activation --containers" imdsd install --socket-activation --containers -- --config /etc/imdsd/containers.yaml
+check "start (socket activation, containers)" imdsd start
+check "socket activation: container endpoint serves" sh -c "curl -sf -H \"Authorization: \$(cat $TF)\" http://169.254.170.23/roles/dev | grep -q AccessKeyId"
+journalctl -u imdsd --no-pager > /tmp/journal
+check "uninstall (socket activation, containers)" imdsd uninstall
+check "nothing listens on port 80 (containers)" sh -c "! ss -ltn | grep -q ':80 '"
+check "journal: no secret, no container token" sh -c "! grep -q -e 'vm/test/base/secret' -e \"\$(cat $TF)\" /tmp/journal"
 set +x
 tail -n 30 /tmp/journal
 if [ $fails = 0 ]; then echo "VMTEST PASS"; else echo "VMTEST FAIL ($fails)"; fi
