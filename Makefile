@@ -39,6 +39,7 @@ deps:
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	{ [ -x /usr/bin/podman ] && [ -x /usr/sbin/runc ]; } || missing="$$missing podman runc"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

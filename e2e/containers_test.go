@@ -666,6 +666,33 @@ func TestContainerEndpoint(t *testing.T) {
 		}
 	})
 
+	// The credentials work: the AWS CLI, given only the container
+	// variables, signs GetCallerIdentity with them and STS (the fake one,
+	// which checks the SigV4 signature against the issued secret) names
+	// alpha's session.
+	t.Run("aws-cli-sts-get-caller-identity", func(t *testing.T) {
+		argv := awsCLI.argv(t)
+		r := runClient(t, containerEnv(t, uri, valueVar), argv[0], "sts", "get-caller-identity",
+			"--endpoint-url", s.sts.URL, "--region", "us-east-1", "--output", "json")
+		if r.Err != nil {
+			t.Fatalf("aws sts get-caller-identity: %v\nstderr:\n%s", r.Err, r.Stderr)
+		}
+		var id struct{ Account, Arn string }
+		if err := json.Unmarshal(r.Stdout, &id); err != nil {
+			t.Fatalf("aws sts get-caller-identity: %v\n%s", err, r.Stdout)
+		}
+		if id.Account != srcRoleAccount || !strings.Contains(id.Arn, ":assumed-role/e2e-alpha/") {
+			t.Errorf("aws sts get-caller-identity: %+v, want alpha's session in %s", id, srcRoleAccount)
+		}
+		var signed bool
+		for _, rq := range s.requests("GetCallerIdentity") {
+			signed = signed || (rq.AccessKeyID == alpha.AccessKeyID && rq.Status == http.StatusOK)
+		}
+		if !signed {
+			t.Errorf("STS got no GetCallerIdentity signed with alpha's access key and answered 200; requests: %v", s.summary())
+		}
+	})
+
 	// Rotation: a new token in the same file; the old one is refused at
 	// once, and a client that reads the file gets through.
 	r := imdsdCmd(t, s.adminSock, "container-token", "rotate", "alpha")

@@ -55,6 +55,7 @@ type rolesEnv struct {
 	jwtFile   string
 	config    string // the config file's path
 	adminSock string
+	stsURL    string // the STS endpoint imdsd is given (default: the fake STS's URL)
 }
 
 func newRolesEnv(t *testing.T) *rolesEnv {
@@ -67,6 +68,13 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 	e.jwtFile = e.write(t, "beta.jwt", e.jwt)
 	e.config = filepath.Join(e.home, "imdsd.yaml")
 	return e
+}
+
+func (e *rolesEnv) stsEndpoint() string {
+	if e.stsURL != "" {
+		return e.stsURL
+	}
+	return e.sts.URL
 }
 
 // Role items for the roles: list, one per source.
@@ -109,7 +117,7 @@ func (e *rolesEnv) writeConfig(t *testing.T, top []string, defaultRole string, r
 	s := "listen: [127.0.0.1:0]\n" +
 		"token_mode: required\n" +
 		"region: " + rolesRegion + "\n" +
-		"sts_endpoint: " + e.sts.URL + "\n" +
+		"sts_endpoint: " + e.stsEndpoint() + "\n" +
 		"sts_region: us-east-1\n"
 	for _, l := range top {
 		s += l + "\n"
@@ -397,6 +405,41 @@ func TestRolesIMDS(t *testing.T) {
 	if st := status(t, e.adminSock, true); st.DefaultRole != "beta" || st.RoleName != "beta" || len(st.Roles) != 3 || st.Roles[0].Name != "beta" {
 		t.Errorf("status after the reload: default_role %q, role_name %q, %d roles (first %+v); want beta, beta, 3 with beta first",
 			st.DefaultRole, st.RoleName, len(st.Roles), st.Roles)
+	}
+	t.Run("json-logs", func(t *testing.T) { checkJSONLogs(t, d.stderr.String()) })
+}
+
+// checkJSONLogs wants every line of logs to be a JSON object without a
+// repeated key: log processors keep one of two values of a key (jq and
+// most others the last), so a repeated key loses a field.
+func checkJSONLogs(t *testing.T, logs string) {
+	t.Helper()
+	reported := map[string]bool{}
+	for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
+		dec := json.NewDecoder(strings.NewReader(line))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			t.Errorf("log line is not a JSON object: %q", line)
+			continue
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Errorf("log line: %v: %q", err, line)
+				break
+			}
+			key, _ := k.(string)
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Errorf("log line: %v: %q", err, line)
+				break
+			}
+			if seen[key] && !reported[key] {
+				reported[key] = true
+				t.Errorf("imdsd log line repeats the key %q (one value is lost to log processors): %s", key, line)
+			}
+			seen[key] = true
+		}
 	}
 }
 
