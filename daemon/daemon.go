@@ -553,6 +553,8 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 	}
 
 	d.cfg = c
+	allowed, _ := c.allowedClients() // valid: reload checked c
+	d.containers.SetAllowedClients(allowed)
 	for i, ln := range lns {
 		d.startServer(added[i], ln, errc)
 	}

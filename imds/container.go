@@ -97,8 +97,16 @@ type ContainerHandler struct {
 	deny  zerolog.Logger
 	local localAddrs
 
-	mu    sync.Mutex // serialises writers; readers only Load
-	state atomic.Pointer[map[string]*containerRole]
+	mu      sync.Mutex // serialises writers; readers only Load
+	state   atomic.Pointer[map[string]*containerRole]
+	allowed atomic.Pointer[[]netip.Prefix] // cfg.AllowedClients, then SetAllowedClients
+}
+
+// SetAllowedClients replaces the networks, besides this host, whose
+// clients may connect (a reload's allow_clients).
+func (h *ContainerHandler) SetAllowedClients(p []netip.Prefix) {
+	p = append([]netip.Prefix(nil), p...)
+	h.allowed.Store(&p)
 }
 
 // containerRole is one role's published state: immutable once stored.
@@ -156,6 +164,7 @@ func NewContainerHandler(cfg ContainerConfig, log zerolog.Logger) *ContainerHand
 		local: localAddrs{list: cfg.LocalAddrs, now: cfg.Now},
 	}
 	h.state.Store(&map[string]*containerRole{})
+	h.SetAllowedClients(cfg.AllowedClients)
 	return h
 }
 
@@ -256,7 +265,7 @@ func (h *ContainerHandler) render(role string, s Snapshot) *containerRole {
 // ServeHTTP answers GET /roles/NAME with the role's credentials when the
 // Authorization header holds its token, else a JSON error (SPEC.md R9.7).
 func (h *ContainerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !clientAllowed(r, h.cfg.AllowedClients, &h.local) {
+	if !clientAllowed(r, *h.allowed.Load(), &h.local) {
 		h.deny.Warn().Str("remote", r.RemoteAddr).Msg("refused container client from another network; allow it with allow_client")
 		h.observe(r, Event{Reason: "client_not_allowed", Status: http.StatusForbidden})
 		h.fail(w, r, http.StatusForbidden, errClient)

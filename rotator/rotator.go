@@ -383,7 +383,7 @@ func (r *Rotator) logSuccess(s State) {
 	c := s.Credentials
 	ev := r.o.Log.Info().Str("source", r.o.Source).Str("key_id", KeyIDForDisplay(c.AccessKeyID))
 	if c.RoleARN != "" {
-		ev = ev.Str("role", c.RoleARN)
+		ev = ev.Str("role_arn", c.RoleARN)
 	}
 	if c.CanExpire {
 		ev = ev.Time("expires_at", c.Expires).Stringer("expires_in", c.Expires.Sub(s.Obtained).Round(time.Second))
