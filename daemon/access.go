@@ -142,10 +142,9 @@ type accessState struct {
 // the daemon's life; what it enforces is the running configuration's
 // (state).
 type accessControl struct {
-	state    atomic.Pointer[accessState]
-	metrics  *metrics
-	lookup   caller.Lookup // nil until a policy or the trail needs it
-	warnings []string      // of the latest compile, for the log
+	state   atomic.Pointer[accessState]
+	metrics *metrics
+	lookup  caller.Lookup // nil where the OS offers no lookup
 }
 
 // compileAccess builds the access state of c: every role's policy, the
@@ -191,11 +190,6 @@ func compileAccess(c Config) (*accessState, []string, error) {
 		}
 	}
 	return st, warnings, errors.Join(errs...)
-}
-
-// needsCaller reports whether requests must be traced to their caller.
-func (s *accessState) needsCaller() bool {
-	return len(s.policies) > 0 || s.defaults != nil || s.trail != nil
 }
 
 // identity is the caller of r, as the connection's lookup found it.

@@ -85,7 +85,7 @@ func parseRoles(v *yaml.Node, name string) ([]roleEntry, error) {
 			switch {
 			case ok:
 			case k.Value == "role_name":
-				errs = append(errs, fmt.Errorf("%s: role_name: a role of the list is named by name:", kat))
+				errs = append(errs, fmt.Errorf("%s: role_name: a role of the list is named by its name key", kat))
 				continue
 			case slices.Contains(globalKeys, k.Value) || k.Value == "roles":
 				errs = append(errs, fmt.Errorf("%s: %s: applies to the whole daemon; set it at the top level, not in a role", kat, k.Value))

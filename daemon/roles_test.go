@@ -24,7 +24,6 @@ type rolesDaemon struct {
 	imds, ctr    string // http://ADDR
 	sock, config string
 	tokens       string // container_token_dir
-	next         func() // reload
 }
 
 func startRolesDaemon(t *testing.T, text string, setup ...func(*daemon)) *rolesDaemon {
@@ -268,7 +267,7 @@ default_role: zzz
 	for _, want := range []string{
 		file + ":5: roles[0]: listen: applies to the whole daemon; set it at the top level, not in a role",
 		file + ":6: roles[1]: name: required: the role's name, as SDKs see it",
-		file + ":9: roles[2]: role_name: a role of the list is named by name:",
+		file + ":9: roles[2]: role_name: a role of the list is named by its name key",
 	} {
 		if loadErr == nil || !strings.Contains(loadErr.Error(), want) {
 			t.Errorf("load error = %v, want it to contain %q", loadErr, want)
