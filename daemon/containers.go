@@ -147,8 +147,9 @@ func (d *daemon) exposeContainers(c Config) error {
 			d.containers.Publish(r.RoleName, snapshotOf(s.gen.rot.State()))
 		}
 	}
+	names := c.roleNames()
 	for name := range d.roles {
-		if !slices.Contains(c.roleNames(), name) {
+		if !slices.Contains(names, name) {
 			d.containers.Remove(name)
 		}
 	}
