@@ -59,7 +59,10 @@
 //     configuration has one and serves containers (Unit.Groups): imdsd
 //     gives the token files to that group, which chown(2) allows a non-root
 //     owner only for a group it is a member of. The group must exist when
-//     the service starts; install checks that it exists now.
+//     the service starts; install checks that it exists now. chown(2) is in
+//     @privileged, which the system-call filter denies: with a group, a
+//     later SystemCallFilter=@chown allows it again (systemd applies the
+//     lines in order), and only then.
 //   - LimitCORE=0: a crash never writes a core dump, which would put the
 //     credentials imdsd holds in memory on disk (the security issue).
 //   - EnvironmentFile=-/etc/imdsd/environment (mode 0600, read by systemd

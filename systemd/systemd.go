@@ -89,6 +89,9 @@ const (
 	dynamicUser  = "DynamicUser=yes\n"
 	groupsLines  = "# container_token_group: imdsd gives the container token files to this\n" +
 		"# group, which it may do only as a member.\nSupplementaryGroups="
+	denyPrivileged = "SystemCallFilter=~@privileged @resources\n"
+	allowChown     = "# chown(2), in @privileged, gives the container token files to the group.\n" +
+		"SystemCallFilter=@chown\n"
 	// listenLines are imdsd.socket's listeners, which Socket replaces.
 	listenLines = "ListenStream=169.254.169.254:80\nListenStream=[fd00:ec2::254]:80\n"
 )
@@ -128,6 +131,7 @@ func Service(u Unit) string {
 	}
 	if len(u.Groups) > 0 {
 		s = strings.Replace(s, dynamicUser, dynamicUser+groupsLines+strings.Join(u.Groups, " ")+"\n", 1)
+		s = strings.Replace(s, denyPrivileged, denyPrivileged+allowChown, 1)
 	}
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(s, "\n") {

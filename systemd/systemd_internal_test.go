@@ -14,6 +14,7 @@ func TestVariantLines(t *testing.T) {
 		{"imdsd.service", serviceTemplate, ambientCap},
 		{"imdsd.service", serviceTemplate, afterNetwork},
 		{"imdsd.service", serviceTemplate, dynamicUser},
+		{"imdsd.service", serviceTemplate, denyPrivileged},
 		{"imdsd.service", serviceTemplate, "ExecStart=" + keyPath + keyArgs + "\n"},
 		{"imdsd.service", serviceTemplate, "ExecReload=" + keyPath + " reload" + keyReloadArgs + "\n"},
 		{"imdsd.service", serviceTemplate, "User=" + keyUser + "\n"},

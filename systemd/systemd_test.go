@@ -109,8 +109,8 @@ func TestServiceVariants(t *testing.T) {
 					t.Errorf("Service(%+v): line %q present = %v, want %v", o, l, !o.SocketActivation, o.SocketActivation)
 				}
 			}
-			if strings.Contains(s, "SupplementaryGroups=") {
-				t.Errorf("Service(%+v) without groups has SupplementaryGroups=", o)
+			if strings.Contains(s, "SupplementaryGroups=") || hasLine(s, "SystemCallFilter=@chown") {
+				t.Errorf("Service(%+v) without groups has SupplementaryGroups= or allows chown", o)
 			}
 		})
 	}
@@ -124,6 +124,7 @@ func TestServiceGroupsAndReload(t *testing.T) {
 		Groups: []string{"imdsd-tokens", "1234"}, ReloadArgs: []string{"--admin-socket", "/run/x %i/admin.sock", "--config", "/etc/imdsd/a.yaml"}})
 	for _, l := range []string{
 		"SupplementaryGroups=imdsd-tokens 1234",
+		"SystemCallFilter=@chown",
 		`ExecReload=/usr/bin/imdsd reload "--admin-socket" "/run/x %%i/admin.sock" "--config" "/etc/imdsd/a.yaml"`,
 	} {
 		if !hasLine(s, l) {
@@ -132,6 +133,11 @@ func TestServiceGroupsAndReload(t *testing.T) {
 	}
 	if i, j := strings.Index(s, "\nDynamicUser=yes\n"), strings.Index(s, "\nSupplementaryGroups="); i < 0 || j < i {
 		t.Errorf("SupplementaryGroups= is not after DynamicUser=yes:\n%s", s)
+	}
+	// Only after the deny list: systemd applies SystemCallFilter= lines in
+	// order, so @chown comes back after ~@privileged took it away.
+	if i, j := strings.Index(s, "\nSystemCallFilter=~@privileged"), strings.Index(s, "\nSystemCallFilter=@chown\n"); i < 0 || j < i {
+		t.Errorf("SystemCallFilter=@chown is not after ~@privileged:\n%s", s)
 	}
 }
 

@@ -85,6 +85,7 @@ check "uninstall removed install's lines only" sh -c "! grep -q IMDSD_MFA_COMMAN
 # authorizes the SDK's container provider. Uninstall removes the alias.
 groupadd --system imdsd-tokens
 cat > /etc/imdsd/containers.yaml <<EOF
+admin_socket: /run/imdsd/containers.sock
 region: eu-west-1
 sts_endpoint: $STS
 sts_region: us-east-1
@@ -111,6 +112,7 @@ AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/roles/dev AWS_CONTAINER
 cat /tmp/client3
 check "SDK: the container provider" has 'credentials from: CredentialsEndpointProvider' /tmp/client3
 check "SDK (container provider): get-caller-identity" has 'get-caller-identity: arn:aws:sts::123456789012:assumed-role/dev/' /tmp/client3
+# admin_socket is not the default: only ExecReload='s --config finds it.
 check "systemctl reload (ExecReload= gets --config)" systemctl reload imdsd
 check "uninstall (containers)" imdsd uninstall
 ip -br addr show lo > /tmp/lo
