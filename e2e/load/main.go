@@ -22,6 +22,10 @@
 // with LOAD_IDLE_CONNS idle connections held open against it, its memory,
 // and an SDK-like client served meanwhile (idle.go).
 //
+// `go run ./e2e/load access` measures what a role's allow list (and the
+// audit trail) cost in credentials GET throughput, and `go run ./e2e/load
+// roles` the idle memory of 10 roles against 1 (access.go).
+//
 // Settings (environment): LOAD_THREADS (1), LOAD_CONNECTIONS (32),
 // LOAD_DURATION (1s, whole seconds), LOAD_RUNS (3), LOAD_FLOOD (1000000),
 // LOAD_FLOOD_TIMEOUT (30s), LOAD_TIMEOUT (150s), LOAD_STRICT, LOAD_OUT,
@@ -83,6 +87,10 @@ func main() {
 			os.Exit(idleMain())
 		case "hold":
 			os.Exit(holdMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "access":
+			os.Exit(accessMain())
+		case "roles":
+			os.Exit(rolesMain())
 		}
 	}
 	os.Exit(run())
