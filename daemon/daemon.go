@@ -311,17 +311,14 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer, hup <-chan os.Sign
 	defer stopAdmin()
 
 	d.mu.Lock()
-	lns, err := listenAll(d.cfg.Listen)
+	// One call for both kinds: under socket activation the first call
+	// takes what systemd passed and closes the rest.
+	all, err := listenAll(append(slices.Clone(d.cfg.Listen), d.cfg.ContainerListen...))
 	if err != nil {
 		d.mu.Unlock()
 		return err
 	}
-	clns, err := listenAll(d.cfg.ContainerListen)
-	if err != nil {
-		closeAll(lns)
-		d.mu.Unlock()
-		return err
-	}
+	lns, clns := all[:len(d.cfg.Listen)], all[len(d.cfg.Listen):]
 	errc := make(chan error, 16)
 	for i, ln := range lns {
 		d.startServer(d.cfg.Listen[i], ln, errc)
