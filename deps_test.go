@@ -56,6 +56,11 @@ func TestImportBoundaries(t *testing.T) {
 			mod + "imds", mod + "rotator", mod + "install", mod + "daemon", mod + "systemd",
 			"github.com/",
 		},
+		// The well-known addresses only: the standard library.
+		"internal/endpoint": {
+			mod + "imds", mod + "rotator", mod + "install", mod + "daemon",
+			"github.com/",
+		},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "-json", "./"+pkg).Output()

@@ -13,20 +13,13 @@ import (
 	"strings"
 
 	"github.com/imdsd/imdsd/imds"
+	"github.com/imdsd/imdsd/internal/endpoint"
 )
 
 // The container credentials endpoint, as the daemon runs it: the roles with
 // container: true are served on every container_listen address, each with
 // its token file (container_tokens.go). Containers on a bridge network are
 // other hosts to imdsd: their networks must be named in allow_clients.
-
-// The addresses the SDKs' container provider accepts over plain HTTP
-// besides loopback (SPEC.md R9.3), which imdsd install --containers puts on
-// the loopback interface.
-var (
-	containerIPv4 = netip.MustParseAddr("169.254.170.23")
-	containerIPv6 = netip.MustParseAddr("fd00:ec2::23")
-)
 
 // containerRoles names the roles served to containers.
 func (c Config) containerRoles() []string {
@@ -66,9 +59,9 @@ func (c Config) validateContainers() error {
 		}
 		seen[l] = true
 		a, aerr := netip.ParseAddr(host)
-		local := host == "localhost" || (aerr == nil && (a.IsLoopback() || a.Unmap() == containerIPv4 || a == containerIPv6))
+		local := host == "localhost" || (aerr == nil && (a.IsLoopback() || a.Unmap() == endpoint.ContainerV4 || a == endpoint.ContainerV6))
 		if !local && len(allowed) == 0 {
-			bad("container_listen", "an address that is neither loopback nor "+containerIPv4.String()+"/"+containerIPv6.String()+
+			bad("container_listen", "an address that is neither loopback nor "+endpoint.ContainerV4.String()+"/"+endpoint.ContainerV6.String()+
 				" serves containers of other networks: name them in allow_clients (e.g. 10.88.0.0/16 for podman, 172.17.0.0/16 for Docker)", l)
 		}
 	}

@@ -45,12 +45,6 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("token mode: must be required or optional (got %q)", s)
 }
 
-// The addresses SDKs use for IMDS when no endpoint is configured (SPEC.md R1.1).
-var (
-	IPv4Address = netip.MustParseAddr("169.254.169.254")
-	IPv6Address = netip.MustParseAddr("fd00:ec2::254")
-)
-
 // Config is the instance the handler impersonates and the rules it enforces.
 // Zero-valued metadata fields get defaults from [Config.WithDefaults]; RoleName
 // and Region are required.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/rs/zerolog"
+
+	"github.com/imdsd/imdsd/internal/endpoint"
 )
 
 // Header names as Go's server canonicalises them (SPEC.md R1.5: clients send
@@ -306,7 +308,7 @@ func (h *Handler) hostAllowed(r *http.Request) bool {
 		return false
 	}
 	a = a.Unmap()
-	if a.IsLoopback() || a == IPv4Address || a == IPv6Address || h.listen[a] {
+	if a.IsLoopback() || a == endpoint.IMDSv4 || a == endpoint.IMDSv6 || h.listen[a] {
 		return true
 	}
 	l, ok := connLocal(r)

@@ -21,20 +21,6 @@ func ExecRunner(ctx context.Context, name string, args ...string) ([]byte, error
 	return exec.CommandContext(ctx, name, args...).CombinedOutput()
 }
 
-// The IMDS endpoints an SDK calls: IPv4 and the IPv6 one of Nitro instances.
-var (
-	IMDSv4 = netip.MustParseAddr("169.254.169.254")
-	IMDSv6 = netip.MustParseAddr("fd00:ec2::254")
-)
-
-// The container credentials endpoint's addresses (EKS Pod Identity's) that
-// the SDKs accept over plain HTTP besides loopback (SPEC.md R9.3): imdsd
-// install --containers aliases and serves them like the IMDS ones.
-var (
-	ContainerV4 = netip.MustParseAddr("169.254.170.23")
-	ContainerV6 = netip.MustParseAddr("fd00:ec2::23")
-)
-
 // AddAlias adds ip as a single-host address (/32 or /128) to the loopback
 // interface (lo on Linux, lo0 on macOS, the loopback pseudo-interface on
 // Windows), unless it is there already. Only IPv4 link-local and IPv6

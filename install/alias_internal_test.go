@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imdsd/imdsd/internal/endpoint"
 )
 
 // reply is one scripted answer of fakeRunner.
@@ -38,7 +40,7 @@ func (f *fakeRunner) run(_ context.Context, name string, args ...string) ([]byte
 var errExit = errors.New("exit status 1")
 
 func TestAliasArgs(t *testing.T) {
-	v4, v6, c4, c6 := IMDSv4, IMDSv6, ContainerV4, ContainerV6
+	v4, v6, c4, c6 := endpoint.IMDSv4, endpoint.IMDSv6, endpoint.ContainerV4, endpoint.ContainerV6
 	tests := []struct {
 		name string
 		got  []string
@@ -164,35 +166,35 @@ type osCase struct {
 func osCases() []osCase {
 	return []osCase{
 		{
-			name: "linux v4", plan: linuxPlan(IMDSv4), ip: IMDSv4,
+			name: "linux v4", plan: linuxPlan(endpoint.IMDSv4), ip: endpoint.IMDSv4,
 			with: linuxShowV4With, without: linuxShowV4Without,
 			exists: []string{"RTNETLINK answers: File exists", "Error: ipv4: Address already assigned."},
 			absent: []string{"RTNETLINK answers: Cannot assign requested address", "Error: ipv4: Address not found."},
 			denied: "RTNETLINK answers: Operation not permitted", hint: "run as root",
 		},
 		{
-			name: "linux v6", plan: linuxPlan(IMDSv6), ip: IMDSv6,
+			name: "linux v6", plan: linuxPlan(endpoint.IMDSv6), ip: endpoint.IMDSv6,
 			with: linuxShowV6With, without: linuxShowV6Without,
 			exists: []string{"RTNETLINK answers: File exists", "Error: ipv6: address already assigned."},
 			absent: []string{"RTNETLINK answers: Cannot assign requested address", "Error: ipv6: address not found."},
 			denied: "RTNETLINK answers: Operation not permitted", hint: "run as root",
 		},
 		{
-			name: "darwin v4", plan: darwinPlan(IMDSv4), ip: IMDSv4,
+			name: "darwin v4", plan: darwinPlan(endpoint.IMDSv4), ip: endpoint.IMDSv4,
 			with: darwinShowWith, without: darwinShowWithout,
 			exists: []string{"ifconfig: ioctl (SIOCAIFADDR): File exists"},
 			absent: []string{"ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address"},
 			denied: "ifconfig: ioctl (SIOCAIFADDR): permission denied", hint: "run with sudo",
 		},
 		{
-			name: "darwin v6", plan: darwinPlan(IMDSv6), ip: IMDSv6,
+			name: "darwin v6", plan: darwinPlan(endpoint.IMDSv6), ip: endpoint.IMDSv6,
 			with: darwinShowWith, without: darwinShowWithout,
 			exists: []string{"ifconfig: ioctl (SIOCAIFADDR_IN6): File exists"},
 			absent: []string{"ifconfig: ioctl (SIOCDIFADDR_IN6): Can't assign requested address"},
 			denied: "ifconfig: ioctl (SIOCAIFADDR_IN6): permission denied", hint: "run with sudo",
 		},
 		{
-			name: "windows v4", plan: windowsPlan(IMDSv4, "1"), ip: IMDSv4,
+			name: "windows v4", plan: windowsPlan(endpoint.IMDSv4, "1"), ip: endpoint.IMDSv4,
 			with: windowsShowV4With, without: windowsShowV4Without,
 			// French and Spanish in code page 850, as netsh writes them.
 			exists: []string{"The object already exists.\r\n\r\n", "L'objet existe d\x83j\x85.\r\n", "Das Objekt ist bereits vorhanden.\r\n", "El objeto ya existe.\r\n"},
@@ -200,7 +202,7 @@ func osCases() []osCase {
 			denied: "The requested operation requires elevation (Run as administrator).\r\n", hint: "run as administrator",
 		},
 		{
-			name: "windows v6", plan: windowsPlan(IMDSv6, "1"), ip: IMDSv6,
+			name: "windows v6", plan: windowsPlan(endpoint.IMDSv6, "1"), ip: endpoint.IMDSv6,
 			with: windowsShowV6With, without: windowsShowV6Without,
 			exists: []string{"The object already exists.\r\n", "Das Objekt ist bereits vorhanden.\r\n"},
 			absent: []string{"Element not found.\r\n", "Elemento no encontrado.\r\n"},
@@ -338,7 +340,7 @@ Idx     Met         MTU          State                Name
 func TestWindowsAlias(t *testing.T) {
 	t.Run("finds the index, then adds", func(t *testing.T) {
 		f := &fakeRunner{t: t, script: []reply{{out: windowsInterfaces}, {out: windowsShowV4Without}, {}}}
-		if err := windowsAlias(context.Background(), f.run, opAdd, IMDSv4); err != nil {
+		if err := windowsAlias(context.Background(), f.run, opAdd, endpoint.IMDSv4); err != nil {
 			t.Fatalf("windowsAlias() = %v, want nil", err)
 		}
 		want := [][]string{
@@ -352,14 +354,14 @@ func TestWindowsAlias(t *testing.T) {
 	})
 	t.Run("no loopback interface", func(t *testing.T) {
 		f := &fakeRunner{t: t, script: []reply{{out: "Idx Met MTU State Name\n"}}}
-		err := windowsAlias(context.Background(), f.run, opRemove, IMDSv6)
+		err := windowsAlias(context.Background(), f.run, opRemove, endpoint.IMDSv6)
 		if err == nil || !strings.Contains(err.Error(), "remove alias fd00:ec2::254: find the loopback interface") {
 			t.Errorf("windowsAlias() = %v, want a loopback lookup error", err)
 		}
 	})
 	t.Run("netsh fails", func(t *testing.T) {
 		f := &fakeRunner{t: t, script: []reply{{err: exec.ErrNotFound}}}
-		err := windowsAlias(context.Background(), f.run, opAdd, IMDSv4)
+		err := windowsAlias(context.Background(), f.run, opAdd, endpoint.IMDSv4)
 		if !errors.Is(err, exec.ErrNotFound) {
 			t.Errorf("windowsAlias() = %v, want it to wrap exec.ErrNotFound", err)
 		}

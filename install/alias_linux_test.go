@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imdsd/imdsd/install"
+	"github.com/imdsd/imdsd/internal/endpoint"
 )
 
 // recorder is a Runner that records argv and answers from a script.
@@ -30,11 +31,11 @@ func (r *recorder) run(_ context.Context, name string, args ...string) ([]byte, 
 func TestAddRemoveAliasLinux(t *testing.T) {
 	ctx := context.Background()
 	r := &recorder{answers: []string{"1: lo    inet 127.0.0.1/8 scope host lo\n"}}
-	if err := install.AddAlias(ctx, r.run, install.IMDSv4); err != nil {
+	if err := install.AddAlias(ctx, r.run, endpoint.IMDSv4); err != nil {
 		t.Fatalf("AddAlias() = %v, want nil", err)
 	}
 	r.answers = []string{"1: lo    inet6 fd00:ec2::254/128 scope global nodad \\ valid_lft forever\n"}
-	if err := install.RemoveAlias(ctx, r.run, install.IMDSv6); err != nil {
+	if err := install.RemoveAlias(ctx, r.run, endpoint.IMDSv6); err != nil {
 		t.Fatalf("RemoveAlias() = %v, want nil", err)
 	}
 	want := []string{

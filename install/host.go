@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/kardianos/service"
+
+	"github.com/imdsd/imdsd/internal/endpoint"
 )
 
 // A Host is the machine an install changes, as its steps see it. Tests
@@ -77,16 +79,16 @@ func AliasAddrs(args []string, ipv6, containers bool) ([]netip.Addr, error) {
 		addrs = append(addrs, ip)
 	}
 	if len(args) == 0 {
-		addrs = append(addrs, IMDSv4)
+		addrs = append(addrs, endpoint.IMDSv4)
 	}
 	want := []netip.Addr{}
 	if ipv6 {
-		want = append(want, IMDSv6)
+		want = append(want, endpoint.IMDSv6)
 	}
 	if containers {
-		want = append(want, ContainerV4)
+		want = append(want, endpoint.ContainerV4)
 		if ipv6 {
-			want = append(want, ContainerV6)
+			want = append(want, endpoint.ContainerV6)
 		}
 	}
 	for _, ip := range want {

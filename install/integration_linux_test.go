@@ -15,6 +15,7 @@ import (
 	"github.com/kardianos/service"
 
 	"github.com/imdsd/imdsd/install"
+	"github.com/imdsd/imdsd/internal/endpoint"
 	"github.com/imdsd/imdsd/internal/roottest"
 )
 
@@ -46,10 +47,10 @@ func TestAliasInNetns(t *testing.T) {
 		ip   netip.Addr
 		want string // as `ip addr show` prints it
 	}{
-		{install.IMDSv4, "inet 169.254.169.254/32 scope global lo"},
-		{install.IMDSv6, "inet6 fd00:ec2::254/128 scope global nodad"},
-		{install.ContainerV4, "inet 169.254.170.23/32 scope global lo"},
-		{install.ContainerV6, "inet6 fd00:ec2::23/128 scope global nodad"},
+		{endpoint.IMDSv4, "inet 169.254.169.254/32 scope global lo"},
+		{endpoint.IMDSv6, "inet6 fd00:ec2::254/128 scope global nodad"},
+		{endpoint.ContainerV4, "inet 169.254.170.23/32 scope global lo"},
+		{endpoint.ContainerV6, "inet6 fd00:ec2::23/128 scope global nodad"},
 	} {
 		t.Run(tc.ip.String(), func(t *testing.T) {
 			ns, run := netns(t)
@@ -97,13 +98,13 @@ func TestAliasKeepsWiderPrefix(t *testing.T) {
 	if out, err := run(ctx, "ip", "addr", "add", "169.254.169.254/24", "dev", "lo"); err != nil {
 		t.Fatalf("add /24: %v: %s", err, out)
 	}
-	if err := install.AddAlias(ctx, run, install.IMDSv4); err != nil {
+	if err := install.AddAlias(ctx, run, endpoint.IMDSv4); err != nil {
 		t.Fatalf("AddAlias = %v", err)
 	}
 	if got := loAddrs(t, ns); !strings.Contains(got, "169.254.169.254/32") || !strings.Contains(got, "169.254.169.254/24") {
 		t.Fatalf("lo has\n%s\nwant both /24 and /32", got)
 	}
-	if err := install.RemoveAlias(ctx, run, install.IMDSv4); err != nil {
+	if err := install.RemoveAlias(ctx, run, endpoint.IMDSv4); err != nil {
 		t.Fatalf("RemoveAlias = %v", err)
 	}
 	if got := loAddrs(t, ns); strings.Contains(got, "169.254.169.254/32") || !strings.Contains(got, "169.254.169.254/24") {
@@ -122,7 +123,7 @@ func TestAliasFailureNamesCommand(t *testing.T) {
 		argv := append([]string{"netns", "exec", ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all", name}, args...)
 		return install.ExecRunner(ctx, "ip", argv...)
 	}
-	err := install.AddAlias(context.Background(), unpriv, install.IMDSv4)
+	err := install.AddAlias(context.Background(), unpriv, endpoint.IMDSv4)
 	if err == nil {
 		t.Fatal("AddAlias without CAP_NET_ADMIN = nil, want an error")
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kardianos/service"
 
+	"github.com/imdsd/imdsd/internal/endpoint"
 	"github.com/imdsd/imdsd/launchd"
 	"github.com/imdsd/imdsd/systemd"
 )
@@ -142,9 +143,9 @@ type Listener struct {
 // the container endpoint's with Containers (none without). With
 // SocketActivation, imdsd.socket binds exactly these.
 func (o ServiceOptions) Listeners() []Listener {
-	imds, containers := []netip.Addr{IMDSv4}, []netip.Addr{ContainerV4}
+	imds, containers := []netip.Addr{endpoint.IMDSv4}, []netip.Addr{endpoint.ContainerV4}
 	if o.IPv6 {
-		imds, containers = append(imds, IMDSv6), append(containers, ContainerV6)
+		imds, containers = append(imds, endpoint.IMDSv6), append(containers, endpoint.ContainerV6)
 	}
 	if !o.Containers {
 		containers = nil
