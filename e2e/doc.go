@@ -9,5 +9,6 @@
 // module it imports only the fake STS (rotator/ststest), which the
 // credential-source tests start for the daemon to call; the daemon itself is
 // only ever the binary. The load script and its baseline server live in the
-// sub-packages load and load/baseline.
+// sub-packages load and load/baseline; containerclient is the static Go
+// client the podman test (podman_test.go) builds into a FROM scratch image.
 package e2e
