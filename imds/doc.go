@@ -13,7 +13,10 @@
 // Wire behaviour follows SPEC.md (shared with the project): section numbers
 // such as R2.4 in comments refer to it.
 //
-// imds imports httprouter, zerolog and the aws Credentials type only; it must
-// never import the rotator, the STS client, install or kardianos/service
-// (deps_test.go at the repository root enforces this).
+// imds imports httprouter, zerolog, the aws Credentials type and ARN parser,
+// and internal/endpoint (the well-known addresses) only; it must never import
+// the rotator, the STS client, install or kardianos/service (deps_test.go at
+// the repository root enforces this). Who may have which role, and the
+// record of who got what, come through the Access and Observer interfaces
+// (access.go), which the daemon implements.
 package imds

@@ -33,7 +33,7 @@
 // needs root (CAP_NET_ADMIN) or an elevated prompt; finding it already
 // there does not.
 //
-// It may import kardianos/service, os/exec and packages systemd and
-// launchd. It must never import imds, rotator or daemon: it knows nothing
+// It may import kardianos/service, os/exec, packages systemd and launchd,
+// and internal/endpoint (the addresses). It must never import imds, rotator or daemon: it knows nothing
 // of credentials or HTTP, and the daemon calls it, never the reverse.
 package install
