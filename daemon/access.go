@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os/user"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -136,6 +138,8 @@ type accessState struct {
 	defaults    *caller.Defaults          // nil: the configured default role for everyone
 	defaultRole string
 	trail       *audit.Writer // nil: no audit trail
+	// variants: a role's per-user sessions, by the user's name and uid.
+	variants map[string]map[string]string
 }
 
 // accessControl is the daemon's imds.Access and imds.Observer, stable for
@@ -156,6 +160,17 @@ func compileAccess(c Config) (*accessState, []string, error) {
 	var warnings []string
 	var errs []error
 	for _, r := range c.roleConfigs() {
+		if r.variantOf != "" {
+			if st.variants == nil {
+				st.variants = map[string]map[string]string{}
+			}
+			if st.variants[r.variantOf] == nil {
+				st.variants[r.variantOf] = map[string]string{}
+			}
+			for _, key := range userKeys(r.callerOf) {
+				st.variants[r.variantOf][key] = r.RoleName
+			}
+		}
 		if r.Allow == nil {
 			continue
 		}
@@ -190,6 +205,20 @@ func compileAccess(c Config) (*accessState, []string, error) {
 		}
 	}
 	return st, warnings, errors.Join(errs...)
+}
+
+// userKeys are the ways a caller may be matched to an allow.users entry:
+// the entry, and its uid or name when the user database knows it.
+func userKeys(entry string) []string {
+	keys := []string{entry}
+	if _, err := strconv.Atoi(entry); err == nil {
+		if u, err := user.LookupId(entry); err == nil {
+			keys = append(keys, u.Username)
+		}
+	} else if u, err := user.Lookup(entry); err == nil {
+		keys = append(keys, u.Uid)
+	}
+	return keys
 }
 
 // identity is the caller of r, as the connection's lookup found it.

@@ -78,6 +78,12 @@ type Config struct {
 	// whether it also goes to the service log.
 	Allow        *allowSpec
 	DefaultRoles []defaultRoleSpec
+	// The caller becomes part of the STS session, one session per user
+	// of Allow.Users (callers.go): in the role session name, or as the
+	// source identity. callerOf names the user of such a session.
+	SessionNameFromCaller    bool
+	SourceIdentityFromCaller bool
+	callerOf, variantOf      string // of a per-user session: the user, the role
 	AuditLog     string
 	AuditToLog   bool
 

@@ -127,26 +127,48 @@ func (c Config) expandRoles() Config {
 			}
 		}
 		r.RoleName = e.name
+		// A top-level setting meant for other sources (sts_endpoint for
+		// the STS roles, say) is not inherited by a role it does not
+		// apply to; the role's own keys are checked as given.
+		var zero Config
+		for _, st := range settings {
+			if !slices.Contains(e.set, st.key) && !appliesTo(st, r.Source) {
+				copyField(st.field(&r), st.field(&zero))
+			}
+		}
 		c.Roles = append(c.Roles, r)
 	}
 	return c
 }
 
-// roleConfigs are the roles c serves, the default first: the roles: list,
-// or c itself.
-func (c Config) roleConfigs() []Config {
-	if len(c.Roles) == 0 {
-		return []Config{c}
-	}
-	out := make([]Config, 0, len(c.Roles))
-	for _, r := range c.Roles {
-		if r.RoleName == c.DefaultRole {
-			out = append([]Config{r}, out...)
-		} else {
-			out = append(out, r)
+// appliesTo reports whether setting s is one source may use: false only
+// for a source-specific setting (sourceFlags) of other sources.
+func appliesTo(s setting, source string) bool {
+	for _, f := range sourceFlags {
+		if f.field == s.key || f.field == s.flag {
+			return slices.Contains(f.sources, source)
 		}
 	}
-	return out
+	return true
+}
+
+// roleConfigs are the roles c serves, the default first: the roles: list,
+// or c itself.
+// Then the per-user sessions of the roles that ask for them (callers.go).
+func (c Config) roleConfigs() []Config {
+	base := []Config{c}
+	if len(c.Roles) > 0 {
+		base = make([]Config, 0, len(c.Roles))
+		for _, r := range c.Roles {
+			if r.RoleName == c.DefaultRole {
+				base = append([]Config{r}, base...)
+			} else {
+				base = append(base, r)
+			}
+		}
+	}
+	variants, _ := callerVariants(base) // validateRoles reports the errors
+	return append(base, variants...)
 }
 
 // defaultRoleName is the role IMDS lists.
@@ -169,6 +191,13 @@ func (c Config) roleNames() []string {
 // validateRoles checks the roles: list against the rest of c.
 func (c Config) validateRoles() error {
 	var errs []error
+	base := c.Roles
+	if len(base) == 0 {
+		base = []Config{c}
+	}
+	if _, err := callerVariants(base); err != nil {
+		errs = append(errs, err)
+	}
 	if len(c.Roles) == 0 {
 		if c.DefaultRole != "" && c.DefaultRole != c.RoleName {
 			errs = append(errs, fmt.Errorf("default_role: names a role of the roles: list, and there is none (got %s)", quote(c.DefaultRole)))

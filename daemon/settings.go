@@ -71,6 +71,8 @@ var settings = []setting{
 	{"container_token_group", "container-token-group", "group (name or id) that may read the container tokens (default: imdsd's own)", func(c *Config) any { return &c.ContainerTokenGroup }},
 	{"allow", "", "", func(c *Config) any { return &c.Allow }},
 	{"default_roles", "", "", func(c *Config) any { return &c.DefaultRoles }},
+	{"session_name_from_caller", "session-name-from-caller", "one STS session per user of allow.users, named imdsd-USER@HOST, so CloudTrail shows who asked", func(c *Config) any { return &c.SessionNameFromCaller }},
+	{"source_identity_from_caller", "source-identity-from-caller", "one STS session per user of allow.users, with the user as its source identity (assume-role)", func(c *Config) any { return &c.SourceIdentityFromCaller }},
 	{"audit_log", "audit-log", "file of the audit trail: one JSON line per credentials answer and refusal (mode 0600; reopened on SIGHUP)", func(c *Config) any { return &c.AuditLog }},
 	{"audit_to_log", "audit-to-log", "also write the audit trail to the service log", func(c *Config) any { return &c.AuditToLog }},
 	{"max_connections", "max-connections", "connections held open at once per listen address, 16..65536; at the cap the one waiting longest is closed (default 1024)", func(c *Config) any { return &c.MaxConnections }},
@@ -673,6 +675,7 @@ func loadRunRoles(ctx context.Context, flags *runFlags, getenv func(string) stri
 // its errors when there are several.
 func buildSources(ctx context.Context, c Config, deps stsDeps) (Config, map[string]rotator.Fetcher, error) {
 	srcs := map[string]rotator.Fetcher{}
+	roles := c.roleConfigs()
 	if len(c.Roles) == 0 {
 		src, err := buildSource(ctx, c, deps)
 		if err != nil {
@@ -680,10 +683,13 @@ func buildSources(ctx context.Context, c Config, deps stsDeps) (Config, map[stri
 		}
 		c = c.withSourceRole(src)
 		srcs[c.RoleName] = src
-		return c, srcs, nil
+		roles = c.roleConfigs()[1:] // the per-user sessions, if any
 	}
 	var errs []error
-	for _, r := range c.Roles {
+	for _, r := range roles {
+		if _, done := srcs[r.RoleName]; done {
+			continue
+		}
 		src, err := buildSource(ctx, r, deps)
 		if err != nil {
 			for _, e := range flatten(err) {

@@ -19,6 +19,11 @@ type Access interface {
 	// DefaultRole is the role listed under iam/security-credentials/ for
 	// the caller of r; ok false when it may have none (404).
 	DefaultRole(r *http.Request) (role string, ok bool)
+	// Variant names the role whose credentials to serve on role's path to
+	// the caller of r: role itself, or a role of the handler standing for
+	// role and this caller (its own STS session, whose name or source
+	// identity carries the caller, so that CloudTrail shows who asked).
+	Variant(r *http.Request, role string) string
 }
 
 // Observer records answers: credentials served, error documents, and

@@ -20,6 +20,8 @@ func (a fakeAccess) Allow(r *http.Request, role string) (bool, string) {
 	return false, "not_allowed"
 }
 
+func (a fakeAccess) Variant(_ *http.Request, role string) string { return role }
+
 func (a fakeAccess) DefaultRole(r *http.Request) (string, bool) {
 	if r.RemoteAddr == "127.0.0.1:9" {
 		return "", false // may have none

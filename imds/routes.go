@@ -114,7 +114,13 @@ func (h *Handler) credentials(role string, snap *atomic.Pointer[rendered], exten
 				return
 			}
 		}
-		s := snap.Load()
+		served := snap
+		if a := h.cfg.Access; a != nil {
+			if v := a.Variant(r, role); v != role && h.roles[v] != nil {
+				served = h.roles[v]
+			}
+		}
+		s := served.Load()
 		b := s.creds
 		if extended {
 			b = s.credsExt
