@@ -84,8 +84,8 @@ type Config struct {
 	SessionNameFromCaller    bool
 	SourceIdentityFromCaller bool
 	callerOf, variantOf      string // of a per-user session: the user, the role
-	AuditLog     string
-	AuditToLog   bool
+	AuditLog                 string
+	AuditToLog               bool
 
 	// AdminSocket is where the admin API listens (a unix socket; on
 	// Windows the token file of its loopback listener).
