@@ -55,6 +55,8 @@ func (a *benchAccess) Allow(r *http.Request, _ string) (bool, string) {
 
 func (a *benchAccess) DefaultRole(*http.Request) (string, bool) { return a.role, true }
 
+func (a *benchAccess) Variant(_ *http.Request, role string) string { return role }
+
 // discardResponse keeps nothing but the status, reusing its header map.
 type discardResponse struct {
 	h      http.Header
