@@ -14,6 +14,7 @@ import (
 
 	"github.com/imdsd/imdsd/audit"
 	"github.com/imdsd/imdsd/caller"
+	"github.com/imdsd/imdsd/imds"
 )
 
 // Roles with allow: only the callers they name get them (403 and the
@@ -162,4 +163,65 @@ func scrapeLabeled(t *testing.T, client *http.Client, base, name, labels string)
 		}
 	}
 	return 0
+}
+
+// The container endpoint's answers and refusals reach the audit trail with
+// the ID of the token presented: a container's identity is its token.
+func TestAuditContainerRequests(t *testing.T) {
+	dir := tempDir(t, "imdsd-audit-")
+	trail := filepath.Join(dir, "audit.log")
+	rd := startRolesDaemon(t, `
+roles:
+  - name: deploy
+    source: dev
+    container: true
+container_listen: [127.0.0.1:0]
+audit_log: `+trail+`
+`)
+	tok, err := os.ReadFile(filepath.Join(rd.tokens, "deploy", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := imds.NewContainerToken()
+	if code, _ := containerGet(t, rd.ctr, "deploy", string(tok)); code != 200 {
+		t.Fatalf("right token: %d", code)
+	}
+	if code, _ := containerGet(t, rd.ctr, "deploy", wrong); code != 403 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	if code, _ := containerGet(t, rd.ctr, "deploy", ""); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	if err := rd.d.access.state.Load().trail.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, _, err := audit.Last(f, 10, audit.Filter{})
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("trail: %d records, %v; want 3", len(recs), err)
+	}
+	want := []struct {
+		decision audit.Decision
+		status   int
+		token    string
+		key      bool
+	}{
+		{audit.Allowed, 200, imds.ContainerTokenID(string(tok)), true},
+		{audit.Refused, 403, imds.ContainerTokenID(wrong), false},
+		{audit.Refused, 401, "", false},
+	}
+	for i, w := range want {
+		r := recs[i]
+		if r.Listener != "container" || r.Role != "deploy" || r.Decision != w.decision || r.Status != w.status || r.Token.String() != w.token || r.Key.IsZero() == w.key {
+			t.Errorf("record %d = %+v, want %+v", i, r, w)
+		}
+	}
+	raw, _ := os.ReadFile(trail)
+	if strings.Contains(string(raw), string(tok)) || strings.Contains(string(raw), wrong) {
+		t.Errorf("the trail holds a token:\n%s", raw)
+	}
 }
