@@ -341,7 +341,10 @@ func (r *runner) main(ctx context.Context, root, bin string) error {
 
 	// imdsd exactly as a user starts it.
 	var err error
-	r.imdsd, err = r.start(ctx, "imdsd", bin, "run", "--source", "dev", "--listen", "127.0.0.1:0", "--token-mode", "required")
+	// Its own admin socket: a running service (or another load run) owns
+	// the default one, and imdsd refuses to share it.
+	r.imdsd, err = r.start(ctx, "imdsd", bin, "run", "--source", "dev", "--listen", "127.0.0.1:0", "--token-mode", "required",
+		"--admin-socket", filepath.Join(r.tmp, "admin", "admin.sock"))
 	if err != nil {
 		return err
 	}
