@@ -7,7 +7,10 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := go1.26.10
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/imdsd/imdsd/daemon.version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X github.com/imdsd/imdsd/daemon.version=$(VERSION) \
+	-X github.com/imdsd/imdsd/daemon.commit=$(COMMIT) -X github.com/imdsd/imdsd/daemon.buildDate=$(BUILD_DATE)
 STATICCHECK_VERSION := v0.8.2
 # govulncheck, and the vulnerability database it reads: the golang.org/x/vulndb
 # snapshot served by the Go module proxy (this network reaches no other
@@ -19,7 +22,7 @@ VULNDB_DIR ?= $(HOME)/.cache/imdsd/vulndb-$(VULNDB_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all build run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean
+.PHONY: all build install run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean
 
 all: build
 
@@ -27,6 +30,13 @@ all: build
 # 1.3 MiB less resident memory than the cgo build (BENCHMARKS.md).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imdsd ./cmd/imdsd
+
+# imdsd on PATH, as every example writes it: PREFIX/bin/imdsd (root, or
+# sudo, for /usr/local). The service is installed by imdsd install.
+PREFIX ?= /usr/local
+install: build
+	$(SUDO) install -D -m 0755 bin/imdsd $(DESTDIR)$(PREFIX)/bin/imdsd
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/imdsd; next: sudo imdsd install -- --source …  (imdsd install --help)"
 
 # Quick start 1: the daemon on its built-in dev source, in the foreground.
 run: build

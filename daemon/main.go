@@ -5,12 +5,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
 	"strings"
 )
 
 // version is set at build time with
 // -ldflags "-X github.com/imdsd/imdsd/daemon.version=…".
 var version = "dev"
+
+// commit and buildDate are set at build time likewise (make build: the
+// commit and its time, so that a build is reproducible); without them, the
+// Go toolchain's VCS stamp, when it made one.
+var commit, buildDate string
 
 // commands lists every sub-command in the order imdsd --help shows them.
 func commands() []commandSpec {
@@ -84,7 +91,9 @@ var versionSpec = commandSpec{
 	name:     "version",
 	synopsis: "version",
 	summary:  "print the version",
-	help: `Print the version of this imdsd binary.
+	help: `Print the version of this imdsd binary (from the git tag it was built
+at), the commit, when that commit was made, and the Go release and
+platform it was built with.
 
 Examples:
   imdsd version
@@ -100,5 +109,22 @@ func (c *versionCmd) validate(args []string) error { return takesFlagsOnly("imds
 
 func (c *versionCmd) Run(context.Context, []string) error {
 	fmt.Fprintf(c.stdout, "imdsd %s\n", version)
+	commit, built, modified := firstNonEmpty(commit, "unknown"), firstNonEmpty(buildDate, "unknown"), false
+	if bi, ok := debug.ReadBuildInfo(); ok && commit == "unknown" {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.time":
+				built = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if modified {
+		commit += " (with uncommitted changes)"
+	}
+	fmt.Fprintf(c.stdout, "  commit: %s\n  built:  %s (the commit's time)\n  go:     %s %s/%s\n", commit, built, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
