@@ -369,7 +369,7 @@ func accessReport(c *commonRun, wrk string, variants []*accessVariant) (text, md
 	fmt.Fprintf(&m, "- machine: nproc %d, %s, %s %s; %s; load average before the report: %s\n", runtime.NumCPU(), cpuModel(), runtime.GOOS,
 		strings.TrimSpace(output(ctx, "uname", "-r")), runtime.Version(), loadAverage())
 	fmt.Fprintf(&m, "- imdsd: %s, `imdsd run --config FILE` (two dev roles); wrk `%s`, %d runs per cell alternating the order of the three, median reported; pinning: %s\n\n",
-		strings.TrimSpace(output(ctx, c.bin, "version")), strings.Join(r.wrkArgs(), " "), c.set.Runs, c.pinning())
+		firstLine(output(ctx, c.bin, "version")), strings.Join(r.wrkArgs(), " "), c.set.Runs, c.pinning())
 
 	fmt.Fprintln(&m, "| scenario | off req/s | on req/s | on/off (target) | on-audit req/s | on-audit/off | p99 off / on / on-audit | per-run on/off | errors |")
 	fmt.Fprintln(&m, "|---|---:|---:|---:|---:|---:|---:|---|---:|")
@@ -534,7 +534,7 @@ func rolesMain() int {
 	fmt.Fprintf(&m, "- machine: nproc %d, %s, %s %s; %s; load average at the end: %s\n", runtime.NumCPU(), cpuModel(), runtime.GOOS,
 		strings.TrimSpace(output(ctx, "uname", "-r")), runtime.Version(), loadAverage())
 	fmt.Fprintf(&m, "- imdsd: %s, `imdsd run --config FILE`: N dev roles, `listen: [127.0.0.1:0]`; after the export line, 10 credentials GETs (each role, or the one role ten times), then %v; %d starts of each alternating, median reported; pinning: %s\n\n",
-		strings.TrimSpace(output(ctx, c.bin, "version")), settle, c.set.Runs, c.pinning())
+		firstLine(output(ctx, c.bin, "version")), settle, c.set.Runs, c.pinning())
 	fmt.Fprintln(&m, "| kB (median) | 1 role | 10 roles | 10 − 1 |")
 	fmt.Fprintln(&m, "|---|---:|---:|---:|")
 	rows := []struct {

@@ -121,7 +121,7 @@ func idleMain() int {
 			r.pin, r.serverCPU, r.clientCPU = true, cpus[0], cpus[1]
 		}
 	}
-	res := idleResult{set: set, version: strings.TrimSpace(output(ctx, bin, "version"))}
+	res := idleResult{set: set, version: firstLine(output(ctx, bin, "version"))}
 	err = r.idle(ctx, bin, &res)
 	if !r.stopAll() && err == nil {
 		err = errors.New("imdsd did not exit cleanly on SIGTERM")

@@ -976,3 +976,9 @@ func abs(x int) int {
 	}
 	return x
 }
+
+// firstLine is the first line of s, trimmed (imdsd version's version).
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
