@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
@@ -81,9 +82,10 @@ type System struct {
 	accounts *accountCache
 	procs    *procFinder
 
-	mu      sync.Mutex // guards sock and seq
+	mu      sync.Mutex // guards sock and buf
 	sock    *nl.NetlinkSocket
 	handles map[int]*nl.SocketHandle
+	buf     []byte // answers are read into it
 }
 
 // NewSystem returns the lookup of this OS. On Linux it opens a
@@ -170,6 +172,13 @@ func (s *System) diag(local, remote netip.AddrPort) (uid, inode uint32, err erro
 }
 
 // execute sends req and returns the one answer.
+//
+// The request, built by the library, is sent and its answer read straight
+// on the library's socket, into the System's buffer: the kernel queues a sock_diag
+// answer before sendmsg returns, so it is there at once, while the
+// library's Receive zeroes a 64 KiB array and sets a deadline on every
+// call, which was half of a lookup's cost (BENCHMARKS.md, "Caller lookup").
+// Only if the answer is not there yet does Receive wait for it.
 func (s *System) execute(req *diagRequest) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,22 +188,83 @@ func (s *System) execute(req *diagRequest) ([]byte, error) {
 		}
 	}
 	r := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, 0)
-	r.Sockets = s.handles
 	r.AddData(req)
-	msgs, err := r.Execute(unix.NETLINK_SOCK_DIAG, nl.SOCK_DIAG_BY_FAMILY)
-	if err != nil {
-		if !errors.Is(err, unix.ENOENT) {
-			// A timeout or a broken socket: start afresh next time
-			// rather than read a stale answer.
-			s.sock.Close()
-			s.sock, s.handles = nil, nil
+	msg, err := s.sendReceive(r)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		// A timeout or a broken socket: start afresh next time rather
+		// than read a stale answer.
+		s.sock.Close()
+		s.sock, s.handles = nil, nil
+	}
+	return msg, err
+}
+
+// sendReceive sends r and returns the payload of its one answer (a copy).
+// s.mu is held.
+func (s *System) sendReceive(r *nl.NetlinkRequest) ([]byte, error) {
+	// Straight to the kernel too: the library's Send sets a write
+	// deadline and goes through the poller, for a message the kernel
+	// takes at once (it never blocks a netlink request of this size).
+	if err := unix.Sendto(s.sock.GetFd(), r.Serialize(), unix.MSG_DONTWAIT, &kernel); err != nil {
+		if !errors.Is(err, unix.EAGAIN) {
+			return nil, err
 		}
-		return nil, err
+		if err := s.sock.Send(r); err != nil {
+			return nil, err
+		}
 	}
-	if len(msgs) != 1 {
-		return nil, fmt.Errorf("%d answers to an exact request", len(msgs))
+	if s.buf == nil {
+		s.buf = make([]byte, 4096) // an answer is one inet_diag_msg, under 100 bytes
 	}
-	return msgs[0], nil
+	for range 8 { // answers to earlier, timed-out requests are skipped
+		n, _, err := unix.Recvfrom(s.sock.GetFd(), s.buf, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EAGAIN) {
+			// Not queued yet: the library waits, with the timeout.
+			msgs, _, err := s.sock.Receive()
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range msgs {
+				if m.Header.Seq == r.Seq {
+					return answerOf(m.Header.Type, m.Data)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for b := s.buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
+			l := int(binary.NativeEndian.Uint32(b[0:4]))
+			if l < unix.SizeofNlMsghdr || l > len(b) {
+				return nil, fmt.Errorf("sock_diag answer: bad length %d", l)
+			}
+			typ, seq := binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint32(b[8:12])
+			if seq == r.Seq {
+				return answerOf(typ, b[unix.SizeofNlMsghdr:l])
+			}
+			b = b[(l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1):]
+		}
+	}
+	return nil, errors.New("sock_diag: no answer to the request")
+}
+
+// kernel is the address of netlink requests: the kernel (port 0).
+var kernel = unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+
+// answerOf is the payload of an answer of type typ, or the error a
+// NLMSG_ERROR answer carries.
+func answerOf(typ uint16, data []byte) ([]byte, error) {
+	if typ == unix.NLMSG_ERROR {
+		if len(data) < 4 {
+			return nil, errors.New("sock_diag: short error answer")
+		}
+		if errno := -int32(binary.NativeEndian.Uint32(data[0:4])); errno != 0 {
+			return nil, syscall.Errno(errno)
+		}
+		return nil, errors.New("sock_diag: acknowledged without an answer")
+	}
+	return append([]byte(nil), data...), nil
 }
 
 // parseDiagMsg checks that msg (an inet_diag_msg) is the socket req asked
