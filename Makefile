@@ -22,7 +22,7 @@ VULNDB_DIR ?= $(HOME)/.cache/imdsd/vulndb-$(VULNDB_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all build install run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean
+.PHONY: all build install dist run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean
 
 all: build
 
@@ -128,9 +128,37 @@ bench:
 load: deps build
 	IMDSD_BIN=$(CURDIR)/bin/imdsd e2e/load/run.sh
 
+# Release archives: for each platform an archive with the binary, LICENSE,
+# README.md and the service files (imdsd install renders them for the
+# host; these are its templates), SHA256SUMS over everything, and a
+# CycloneDX SBOM of the binary's modules (cyclonedx-gomod, pinned, from the
+# module proxy). The version is git describe's (VERSION).
+DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+CYCLONEDX_VERSION := v1.10.0
+dist:
+	@rm -rf dist && mkdir -p dist
+	@set -e; for p in $(DIST_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; name=imdsd-$(VERSION)-$$os-$$arch; dir=dist/$$name; exe=imdsd; \
+		[ $$os = windows ] && exe=imdsd.exe; \
+		echo "building $$name"; \
+		mkdir -p $$dir/units; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$dir/$$exe ./cmd/imdsd; \
+		cp LICENSE README.md $$dir/; \
+		cp systemd/imdsd.service systemd/imdsd.socket launchd/imdsd.plist $$dir/units/; \
+		if [ $$os = windows ]; then \
+			(cd dist && /usr/bin/python3 -m zipfile -c $$name.zip $$name); \
+		else \
+			tar -C dist --owner=0 --group=0 --numeric-owner -czf dist/$$name.tar.gz $$name; \
+		fi; \
+		rm -rf $$dir; \
+	done
+	$(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_VERSION) app -json -licenses=false -main cmd/imdsd -output dist/imdsd-$(VERSION).cdx.json .
+	cd dist && sha256sum imdsd-* > SHA256SUMS && sha256sum -c --quiet SHA256SUMS
+	@ls -l dist
+
 cross:
 	GOOS=windows $(GO) build ./...
 	GOOS=darwin $(GO) build ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
