@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/kardianos/service"
@@ -167,9 +168,36 @@ func (h Host) Plan(s Spec) (*Plan, error) {
 	case h.GOOS == "linux" && h.Platform != "linux-systemd":
 		p.refusal = fmt.Errorf("no systemd here (service manager: %s): imdsd installs a systemd service only on Linux; run \"imdsd run\" from your init system instead", h.Platform)
 	case h.GOOS == "linux" && (strings.HasPrefix(s.Exe, "/tmp/") || strings.HasPrefix(s.Exe, "/var/tmp/")):
-		p.refusal = fmt.Errorf("%s: the service cannot run a program under /tmp or /var/tmp (PrivateTmp=yes); copy imdsd to /usr/local/bin and install from there", s.Exe)
+		p.refusal = fmt.Errorf("%s: the service cannot run a program under /tmp or /var/tmp (PrivateTmp=yes); copy imdsd to /usr/local/bin (make install) and install from there", s.Exe)
+	case h.GOOS == "linux" && s.UserName == "":
+		// The dynamic user must reach the program: a binary under a
+		// private home directory (go install's ~/go/bin of root) would
+		// make every start fail on ConditionFileIsExecutable=.
+		if where := closedTo(h.Root, s.Exe); where != "" {
+			p.refusal = fmt.Errorf("%s: the service's user cannot reach it (%s is not open to other users); copy imdsd to /usr/local/bin (make install) and install from there", s.Exe, where)
+		}
 	}
 	return p, nil
+}
+
+// closedTo names the first directory on exe's path (under root) that other
+// users cannot enter, or exe itself when they cannot run it; "" when the
+// path is open (or cannot be read: then Install finds out).
+func closedTo(root, exe string) string {
+	dir := "/"
+	for _, part := range strings.Split(strings.Trim(filepath.Dir(exe), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		dir = filepath.Join(dir, part)
+		if fi, err := os.Stat(root + dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return dir
+		}
+	}
+	if fi, err := os.Stat(root + exe); err == nil && fi.Mode().Perm()&0o001 == 0 {
+		return exe
+	}
+	return ""
 }
 
 // Steps are the steps an install of the Spec takes on a host where nothing

@@ -226,9 +226,19 @@ func TestPlanRefuses(t *testing.T) {
 	for _, tc := range []struct{ platform, exe, want string }{
 		{"linux-sysv", "/usr/local/bin/imdsd", "no systemd here (service manager: linux-sysv)"},
 		{"linux-systemd", "/tmp/imdsd", "/tmp/imdsd: the service cannot run a program under /tmp or /var/tmp (PrivateTmp=yes)"},
+		{"linux-systemd", "/root/go/bin/imdsd", "/root/go/bin/imdsd: the service's user cannot reach it (/root is not open to other users)"},
 	} {
 		h := newFakeHost(t, "linux")
 		h.Platform = tc.platform
+		if strings.HasPrefix(tc.exe, "/root/") {
+			// go install as root: ~/go/bin under a home of mode 0700.
+			if err := os.MkdirAll(h.Root+"/root/go/bin", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(h.Root+"/root", 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
 		p := h.plan(t, install.Spec{Exe: tc.exe})
 		_, err := p.Install(context.Background())
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !strings.Contains(p.DryRun(), "# Note: imdsd install would refuse here: "+tc.want) {
