@@ -23,19 +23,30 @@ INITRD=/boot/initrd.img-${KERNEL#/boot/vmlinuz-}
 [ -x "$BIN" ] || { echo "vmtest: $BIN missing: run make build" >&2; exit 1; }
 
 mkdir -p "$WORK"
-ROOT=$WORK/rootfs
-if [ ! -x "$ROOT/lib/systemd/systemd" ]; then
-	echo "vmtest: building the guest's root file system (debootstrap, once)"
-	rm -rf "$ROOT"
+# $WORK/rootfs is the cache: a Debian base system, built once and never
+# changed after. Each run works on its own copy in a directory of its own,
+# removed at the end, so two runs at once do not clash.
+CACHE=$WORK/rootfs
+exec 9>"$WORK/.lock"
+flock 9
+if [ ! -x "$CACHE/lib/systemd/systemd" ]; then
+	echo "vmtest: downloading a Debian base system (debootstrap, about 100 MB; once: later runs reuse $CACHE)"
+	rm -rf "$CACHE"
 	debootstrap --variant=minbase --include=systemd,systemd-sysv,iproute2,curl,udev,dbus,ca-certificates \
-		bookworm "$ROOT" > "$WORK/debootstrap.log" 2>&1 || { tail -n 20 "$WORK/debootstrap.log"; exit 1; }
+		bookworm "$CACHE" > "$WORK/debootstrap.log" 2>&1 || { tail -n 20 "$WORK/debootstrap.log"; exit 1; }
 fi
+flock -u 9
+RUN=$(mktemp -d "$WORK/run.XXXXXX")
+STS_PID=
+trap '[ -n "$STS_PID" ] && kill $STS_PID 2>/dev/null; rm -rf "$RUN"' EXIT
+ROOT=$RUN/rootfs
+cp -a "$CACHE" "$ROOT"
 
 # What the guest runs at boot, and a DHCP client for the (restricted) NIC.
 install -m 0755 "$BIN" "$ROOT/usr/local/bin/imdsd"
 install -m 0755 e2e/vm/guest.sh "$ROOT/root/guest.sh"
 CGO_ENABLED=0 go build -o "$ROOT/root/sdkclient" ./e2e/vm/sdkclient
-CGO_ENABLED=0 go build -o "$WORK/fakests" ./e2e/vm/fakests
+CGO_ENABLED=0 go build -o "$RUN/fakests" ./e2e/vm/fakests
 rm -f "$ROOT/root/vmtest.log" "$ROOT/etc/systemd/system/imdsd.service"
 cat > "$ROOT/etc/systemd/system/vmtest.service" <<'UNIT'
 [Unit]
@@ -59,27 +70,26 @@ for t in apt-daily apt-daily-upgrade; do ln -sf /dev/null "$ROOT/etc/systemd/sys
 printf '[Match]\nName=en*\n\n[Network]\nDHCP=yes\n' > "$ROOT/etc/systemd/network/20-dhcp.network"
 echo imdsd-vmtest > "$ROOT/etc/hostname"
 
-IMG=$WORK/disk.img
+IMG=$RUN/disk.img
 rm -f "$IMG"
 truncate -s 2G "$IMG"
 mkfs.ext4 -q -d "$ROOT" "$IMG"
 
-"$WORK/fakests" > "$WORK/fakests.out" 2>&1 &
+"$RUN/fakests" > "$RUN/fakests.out" 2>&1 &
 STS_PID=$!
-trap 'kill $STS_PID 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q '^http' "$WORK/fakests.out" && break; sleep 0.1; done
-PORT=$(head -n 1 "$WORK/fakests.out" | sed 's/.*://')
+for _ in $(seq 50); do grep -q '^http' "$RUN/fakests.out" && break; sleep 0.1; done
+PORT=$(head -n 1 "$RUN/fakests.out" | sed 's/.*://')
 
 echo "vmtest: booting (software emulation; about a minute)"
 timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
 	-kernel "$KERNEL" -initrd "$INITRD" -append "root=/dev/vda rw console=ttyS0 loglevel=4" \
 	-drive "file=$IMG,format=raw,if=virtio" \
 	-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:9000-tcp:127.0.0.1:$PORT" \
-	-device virtio-net-pci,netdev=n0 > "$WORK/console.log" 2>&1 || echo "vmtest: qemu ended with status $?"
+	-device virtio-net-pci,netdev=n0 > "$RUN/console.log" 2>&1 || echo "vmtest: qemu ended with status $?"
 
-debugfs -R "cat /root/vmtest.log" "$IMG" 2>/dev/null > "$WORK/vmtest.log" || true
-grep -E '^(CHECK|VMTEST)' "$WORK/vmtest.log" || { echo "vmtest: the guest wrote no result; console:"; tail -n 40 "$WORK/console.log"; exit 1; }
-if ! grep -q '^VMTEST PASS' "$WORK/vmtest.log"; then
-	echo "--- guest log"; cat "$WORK/vmtest.log"
+debugfs -R "cat /root/vmtest.log" "$IMG" 2>/dev/null > "$RUN/vmtest.log" || true
+grep -E '^(CHECK|VMTEST)' "$RUN/vmtest.log" || { echo "vmtest: the guest wrote no result; console:"; tail -n 40 "$RUN/console.log"; exit 1; }
+if ! grep -q '^VMTEST PASS' "$RUN/vmtest.log"; then
+	echo "--- guest log"; cat "$RUN/vmtest.log"
 	exit 1
 fi
