@@ -12,6 +12,10 @@ BUILD_DATE ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/imdsd/imdsd/daemon.version=$(VERSION) \
 	-X github.com/imdsd/imdsd/daemon.commit=$(COMMIT) -X github.com/imdsd/imdsd/daemon.buildDate=$(BUILD_DATE)
 STATICCHECK_VERSION := v0.8.2
+# make test shows each package as it finishes, the failures in full, and a
+# summary line (gotestsum, pinned, from the module proxy).
+GOTESTSUM_VERSION := v1.13.0
+GOTESTSUM := $(GO) run gotest.tools/gotestsum@$(GOTESTSUM_VERSION) --format pkgname-and-test-fails --format-hide-empty-pkg
 # govulncheck, and the vulnerability database it reads: the golang.org/x/vulndb
 # snapshot served by the Go module proxy (this network reaches no other
 # source), indexed locally once per version. Bump VULNDB_VERSION to refresh.
@@ -29,6 +33,7 @@ all: build
 # A static binary: no libc to match on the target (service installs), and
 # 1.3 MiB less resident memory than the cgo build (BENCHMARKS.md).
 build:
+	@[ -x bin/imdsd ] || echo "building bin/imdsd (the first build downloads Go $(GOTOOLCHAIN:go%=%) and the modules: it may take a few minutes)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imdsd ./cmd/imdsd
 
 # imdsd on PATH, as every example writes it: PREFIX/bin/imdsd (root, or
@@ -82,10 +87,10 @@ vmtest: deps-vm build
 # runs the privileged tests (loopback aliases and a service install, each
 # inside namespaces the tests create; the host is never changed).
 test: deps build
-	IMDSD_BIN=$(CURDIR)/bin/imdsd $(GO) test -race -count=1 ./...
+	IMDSD_BIN=$(CURDIR)/bin/imdsd $(GOTESTSUM) -- -race -count=1 ./...
 	@if [ "$$(id -u)" = 0 ]; then \
 		echo "IMDSD_TEST_ROOT=1 go test -tags integration ./install ./daemon"; \
-		IMDSD_TEST_ROOT=1 IMDSD_BIN=$(CURDIR)/bin/imdsd $(GO) test -race -count=1 -tags integration ./install ./daemon; \
+		IMDSD_TEST_ROOT=1 IMDSD_BIN=$(CURDIR)/bin/imdsd $(GOTESTSUM) -- -race -count=1 -tags integration ./install ./daemon; \
 	else echo "not root: privileged tests (alias, install) skipped"; fi
 
 check: fmt-check vet staticcheck vuln test tidy-check
