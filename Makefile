@@ -151,7 +151,7 @@ dist:
 		cp LICENSE README.md $$dir/; \
 		cp systemd/imdsd.service systemd/imdsd.socket launchd/imdsd.plist $$dir/units/; \
 		if [ $$os = windows ]; then \
-			(cd dist && /usr/bin/python3 -m zipfile -c $$name.zip $$name); \
+			(cd dist && python3 -m zipfile -c $$name.zip $$name); \
 		else \
 			tar -C dist --owner=0 --group=0 --numeric-owner -czf dist/$$name.tar.gz $$name; \
 		fi; \
