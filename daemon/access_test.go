@@ -225,3 +225,64 @@ audit_log: `+trail+`
 		t.Errorf("the trail holds a token:\n%s", raw)
 	}
 }
+
+// A reload that is refused leaves the running access policy in force: the
+// new configuration's policies are built beside it and dropped, never
+// half applied (here the refusal comes late, from a container token file
+// with a trailing newline, after the policies were compiled).
+func TestRefusedReloadKeepsAccess(t *testing.T) {
+	who := &caller.Identity{Known: true, UID: 1234, User: "bob"}
+	rd := startRolesDaemon(t, `
+roles:
+  - name: deploy
+    source: dev
+    allow: {users: ["4321"]}
+`, func(d *daemon) {
+		d.access.lookup = caller.LookupFunc(func(netip.AddrPort, netip.AddrPort) (caller.Identity, error) { return *who, nil })
+	})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func() int {
+		t.Helper()
+		req, _ := http.NewRequest("PUT", rd.imds+"/latest/api/token", nil)
+		req.Header.Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "60")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		req, _ = http.NewRequest("GET", rd.imds+"/latest/meta-data/iam/security-credentials/deploy", nil)
+		req.Header.Set("X-Aws-Ec2-Metadata-Token", string(tok))
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(); code != 403 {
+		t.Fatalf("bob before the reload = %d, want 403", code)
+	}
+	if err := os.MkdirAll(filepath.Join(rd.tokens, "ctr"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rd.tokens, "ctr", "token"), []byte(imds.NewContainerToken()+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := os.ReadFile(rd.config)
+	next := strings.Replace(string(text), `    allow: {users: ["4321"]}
+`, `  - name: ctr
+    source: dev
+    container: true
+container_listen: [127.0.0.1:0]
+`, 1)
+	if err := os.WriteFile(rd.config, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := rd.cli(t, "reload"); code != exitError || !strings.Contains(errOut, filepath.Join(rd.tokens, "ctr", "token")) {
+		t.Fatalf("reload: exit %d, %q; want it refused for the token file", code, errOut)
+	}
+	if code := get(); code != 403 {
+		t.Errorf("bob after the refused reload = %d, want 403: the running policy must stay", code)
+	}
+}

@@ -116,9 +116,22 @@ func newDaemonRoles(c Config, srcs map[string]rotator.Fetcher, log zerolog.Logge
 		roles: map[string]*roleSlot{}, servers: map[string]*http.Server{}, cservers: map[string]*http.Server{},
 		started: time.Now(), metrics: newMetrics(), reloads: make(chan chan reloadStarted), quit: make(chan struct{})}
 	d.access = &accessControl{metrics: d.metrics}
-	if err := d.setAccess(c); err != nil {
+	st, err := d.prepareAccess(c)
+	if err != nil {
 		return nil, err
 	}
+	if err := d.build(c, srcs, st); err != nil {
+		d.abandonAccess(st)
+		return nil, err
+	}
+	d.commitAccess(st)
+	return d, nil
+}
+
+// build makes the handlers and every role's generation of d for c, to run
+// with the access state st.
+func (d *daemon) build(c Config, srcs map[string]rotator.Fetcher, st *accessState) error {
+	log := d.log
 	if sys, err := caller.NewSystem(caller.Options{}); err != nil {
 		log.Warn().Err(err).Msg("caller lookup unavailable: roles with allow: refuse every caller")
 	} else {
@@ -127,67 +140,77 @@ func newDaemonRoles(c Config, srcs map[string]rotator.Fetcher, log zerolog.Logge
 	allowed, _ := c.allowedClients()
 	d.containers = imds.NewContainerHandler(imds.ContainerConfig{AllowedClients: allowed, Stats: &d.metrics.requests, Observer: d.access},
 		log.With().Str("component", "containers").Logger())
-	h, err := d.newHandler(c)
+	h, err := d.newHandler(c, st)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.served.p.Store(h)
 	for _, r := range c.roleConfigs() {
 		src := srcs[r.RoleName]
 		if src == nil {
-			return nil, fmt.Errorf("role %s: no credential source", r.RoleName)
+			return fmt.Errorf("role %s: no credential source", r.RoleName)
 		}
 		g := d.newGeneration(r, src)
 		g.serving.Store(true)
 		d.roles[r.RoleName] = &roleSlot{gen: g}
 	}
-	if err := d.exposeContainers(c); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return d.exposeContainers(c)
 }
 
-// setAccess makes c's policies and audit trail the ones enforced: the
-// trail is kept when its path stays (and reopened, for logrotate), opened
-// when new, closed when gone.
-func (d *daemon) setAccess(c Config) error {
+// prepareAccess builds c's access state: its policies, and its audit
+// trail, the running one kept (and reopened, for logrotate) when the path
+// stays, else opened. Nothing of it is enforced until commitAccess; a
+// refused configuration hands it to abandonAccess.
+func (d *daemon) prepareAccess(c Config) (*accessState, error) {
 	st, warnings, err := compileAccess(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, w := range warnings {
 		d.log.Warn().Msg(w)
 	}
-	old := d.access.state.Load()
-	var keep *audit.Writer
-	if old != nil && old.trail != nil {
-		keep = old.trail
+	if c.AuditLog == "" {
+		return st, nil
 	}
-	switch {
-	case c.AuditLog == "":
-	case keep != nil && keep.Path() == c.AuditLog:
-		if err := keep.Reopen(); err != nil {
+	if old := d.access.state.Load(); old != nil && old.trail != nil && old.trail.Path() == c.AuditLog {
+		if err := old.trail.Reopen(); err != nil {
 			d.log.Error().Err(err).Str("audit_log", c.AuditLog).Msg("audit trail not reopened; writing on to the old file")
 		}
-		st.trail, keep = keep, nil
-	default:
-		w, err := audit.Open(audit.Options{Path: c.AuditLog, Log: d.log.With().Str("component", "audit").Logger(), Echo: c.AuditToLog})
-		if err != nil {
-			return fmt.Errorf("open the audit trail: %w", err)
-		}
-		st.trail = w
+		st.trail = old.trail
+		return st, nil
 	}
-	d.access.state.Store(st)
+	w, err := audit.Open(audit.Options{Path: c.AuditLog, Log: d.log.With().Str("component", "audit").Logger(), Echo: c.AuditToLog})
+	if err != nil {
+		return nil, fmt.Errorf("open the audit trail: %w", err)
+	}
+	st.trail = w
+	return st, nil
+}
+
+// commitAccess makes st the enforced access state; a running audit trail
+// st does not keep is closed (it drains first).
+func (d *daemon) commitAccess(st *accessState) {
+	old := d.access.state.Swap(st)
 	if st.trail != nil {
 		stats := st.trail.Stats
 		d.metrics.trail.Store(&stats)
 	} else {
 		d.metrics.trail.Store(nil)
 	}
-	if keep != nil {
-		_ = keep.Close() // the trail moved or went: the old one drains first
+	if old != nil && old.trail != nil && old.trail != st.trail {
+		_ = old.trail.Close()
 	}
-	return nil
+}
+
+// abandonAccess closes the audit trail prepareAccess opened for st, if it
+// is not the running one.
+func (d *daemon) abandonAccess(st *accessState) {
+	if st == nil || st.trail == nil {
+		return
+	}
+	if running := d.access.state.Load(); running == nil || running.trail != st.trail {
+		_ = st.trail.Close()
+	}
 }
 
 // closeAccess closes the audit trail, after the last request.
@@ -199,16 +222,17 @@ func (d *daemon) closeAccess() {
 	}
 }
 
-func (d *daemon) newHandler(c Config) (*imds.Handler, error) {
+// newHandler builds the IMDS handler of c, which asks d.access only when
+// st, the access state it will run with, has something to enforce or
+// record.
+func (d *daemon) newHandler(c Config, st *accessState) (*imds.Handler, error) {
 	ic := c.imdsConfig()
 	ic.Tokens, ic.Stats = d.tokens, &d.metrics.requests
-	if st := d.access.state.Load(); st != nil {
-		if len(st.policies) > 0 || st.defaults != nil {
-			ic.Access = d.access
-		}
-		if st.trail != nil {
-			ic.Observer = d.access
-		}
+	if len(st.policies) > 0 || st.defaults != nil {
+		ic.Access = d.access
+	}
+	if st.trail != nil {
+		ic.Observer = d.access
 	}
 	return imds.NewHandler(ic, d.log.With().Str("component", "imds").Logger())
 }
@@ -224,7 +248,7 @@ func (d *daemon) newGeneration(r Config, src rotator.Fetcher) *generation {
 		Publish: func(s rotator.State) {
 			d.pubMu.Lock()
 			if g.serving.Load() {
-				d.publishState(g, s)
+				d.publishState(d.served.p.Load(), g, s)
 			}
 			d.pubMu.Unlock()
 			if s.Credentials.HasKeys() {
@@ -253,10 +277,11 @@ func (g *generation) name() string { return *g.role.Load() }
 // rename gives g's role a new name (the one role's role_name changed).
 func (g *generation) rename(name string) { g.role.Store(&name) }
 
-// publishState hands g's state s to the handlers. d.pubMu must be held.
-func (d *daemon) publishState(g *generation, s rotator.State) {
+// publishState hands g's state s to the IMDS handler h and, when g's role
+// is served to containers, to the container handler. d.pubMu must be held.
+func (d *daemon) publishState(h *imds.Handler, g *generation, s rotator.State) {
 	snap := snapshotOf(s)
-	_ = d.served.p.Load().PublishRole(g.name(), snap) // a removed role is no longer known: fine
+	_ = h.PublishRole(g.name(), snap) // a removed role is no longer known: fine
 	if g.container.Load() {
 		d.containers.Publish(g.name(), snap)
 	}
@@ -269,12 +294,9 @@ func (d *daemon) swapHandler(h *imds.Handler) {
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
 	for _, s := range d.roles {
-		_ = h.PublishRole(s.gen.name(), snapshotOf(s.gen.rot.State()))
+		d.publishState(h, s.gen, s.gen.rot.State())
 	}
 	d.served.p.Store(h)
-	for _, s := range d.roles {
-		d.publishState(s.gen, s.gen.rot.State())
-	}
 }
 
 // start runs the generation's rotator until stop, which waits for it.
@@ -535,19 +557,21 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		closeAll(lns)
 		return refuse(err)
 	}
-	err = d.setAccess(c)
+	st, err := d.prepareAccess(c)
 	var h *imds.Handler
 	if err == nil {
-		h, err = d.newHandler(c)
+		h, err = d.newHandler(c, st)
 	}
 	if err == nil {
 		err = d.exposeContainers(c)
 	}
 	if err != nil {
+		d.abandonAccess(st)
 		closeAll(lns)
 		closeAll(clns)
 		return refuse(err)
 	}
+	d.commitAccess(st)
 
 	d.cfg = c
 	allowed, _ := c.allowedClients() // valid: reload checked c

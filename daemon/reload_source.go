@@ -79,7 +79,7 @@ func (d *daemon) promote(p *generation, why string) bool {
 	d.pubMu.Lock()
 	old.serving.Store(false)
 	p.serving.Store(true)
-	d.publishState(p, p.rot.State())
+	d.publishState(d.served.p.Load(), p, p.rot.State())
 	d.pubMu.Unlock()
 	if !d.anyPending() {
 		d.dropListeners(d.cfg.Listen)
