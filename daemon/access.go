@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -187,7 +188,7 @@ func compileAccess(c Config) (*accessState, []string, error) {
 		names := c.roleNames()
 		for _, d := range c.DefaultRoles {
 			if !slices.Contains(names, d.Role) {
-				errs = append(errs, fmt.Errorf("default_roles: item on line %d: role: must be one of the roles (%s) (got %s)", d.Line, joinNames(names), quote(d.Role)))
+				errs = append(errs, fmt.Errorf("default_roles: item on line %d: role: must be one of the roles (%s) (got %s)", d.Line, strings.Join(names, ", "), quote(d.Role)))
 				continue
 			}
 			rules = append(rules, caller.DefaultRule{Key: fmt.Sprintf("default_roles (line %d)", d.Line), Users: d.Users, Groups: d.Groups, Role: d.Role})

@@ -182,7 +182,7 @@ func (d *daemon) roleOf(w http.ResponseWriter, r *http.Request) (running, pendin
 		d.mu.Lock()
 		names := d.cfg.roleNames()
 		d.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no role %q; the roles are %s", name, joinNames(names))})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no role %q; the roles are %s", name, strings.Join(names, ", "))})
 		return nil, nil, false
 	}
 	return running, pending, true

@@ -30,7 +30,6 @@ func variantName(role, user string) string { return role + "@" + user }
 func callerVariants(roles []Config) ([]Config, error) {
 	var out []Config
 	var errs []error
-	host, _ := os.Hostname()
 	for _, r := range roles {
 		if !r.SessionNameFromCaller && !r.SourceIdentityFromCaller {
 			continue
@@ -59,6 +58,7 @@ func callerVariants(roles []Config) ([]Config, error) {
 			v.SessionNameFromCaller, v.SourceIdentityFromCaller = false, false
 			v.Allow = &allowSpec{Users: []string{u}, Executables: r.Allow.Executables}
 			if r.SessionNameFromCaller {
+				host, _ := os.Hostname()
 				v.RoleSessionName = rotator.DefaultRoleSessionName(name, host)
 			}
 			if r.SourceIdentityFromCaller {

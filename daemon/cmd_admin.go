@@ -120,7 +120,7 @@ func roleList(st statusDoc) string {
 	for _, r := range st.Roles {
 		names = append(names, r.Name)
 	}
-	return joinNames(names)
+	return strings.Join(names, ", ")
 }
 
 var statusSpec = commandSpec{
@@ -235,7 +235,7 @@ func printRolesStatus(w io.Writer, st statusDoc, now time.Time) {
 	}
 	health := fmt.Sprintf("serving valid credentials for all %d roles", len(st.Roles))
 	if len(failing) > 0 {
-		health = "NOT serving valid credentials for " + joinNames(failing)
+		health = "NOT serving valid credentials for " + strings.Join(failing, ", ")
 	}
 	fmt.Fprintf(w, "imdsd %s: %s\n", st.Version, health)
 	fmt.Fprintf(w, "  region:       %s\n", st.Region)

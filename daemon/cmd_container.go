@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/imdsd/imdsd/imds"
 )
@@ -95,16 +96,16 @@ func (c *containerEnvCmd) Run(_ context.Context, args []string) error {
 	exposed := cfg.containerRoles()
 	if !slices.Contains(exposed, role) {
 		if !slices.Contains(cfg.roleNames(), role) {
-			return withCode(exitUsage, fmt.Errorf("no role %q; the roles are %s", role, joinNames(cfg.roleNames())))
+			return withCode(exitUsage, fmt.Errorf("no role %q; the roles are %s", role, strings.Join(cfg.roleNames(), ", ")))
 		}
-		return withCode(exitUsage, fmt.Errorf("role %s is not served to containers: set container: true on it (roles with it: %s)", role, joinNames(exposed)))
+		return withCode(exitUsage, fmt.Errorf("role %s is not served to containers: set container: true on it (roles with it: %s)", role, strings.Join(exposed, ", ")))
 	}
 	addr := c.listen
 	switch {
 	case addr == "":
 		addr = cfg.ContainerListen[0]
 	case !slices.Contains(cfg.ContainerListen, addr):
-		return withCode(exitUsage, fmt.Errorf("--listen: not one of container_listen (%s) (got %q)", joinNames(cfg.ContainerListen), addr))
+		return withCode(exitUsage, fmt.Errorf("--listen: not one of container_listen (%s) (got %q)", strings.Join(cfg.ContainerListen, ", "), addr))
 	}
 	tcp, err := resolveListen(addr)
 	if err != nil {

@@ -42,7 +42,7 @@ func (c Config) validateContainers() error {
 	roles := c.containerRoles()
 	switch {
 	case len(c.ContainerListen) == 0 && len(roles) > 0:
-		bad("container_listen", "needed by the roles with container: true ("+joinNames(roles)+"); e.g. 169.254.170.23:80 or 127.0.0.1:8170", "")
+		bad("container_listen", "needed by the roles with container: true ("+strings.Join(roles, ", ")+"); e.g. 169.254.170.23:80 or 127.0.0.1:8170", "")
 	case len(c.ContainerListen) > 0 && len(roles) == 0:
 		errs = append(errs, errors.New("container_listen: no role is served to containers; set container: true on one (--container for the one role)"))
 	}
@@ -155,7 +155,7 @@ func (d *daemon) rotateContainerToken(role string) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !slices.Contains(d.cfg.containerRoles(), role) {
-		return "", fmt.Errorf("role %s is not served to containers (roles with container: true: %s)", role, joinNames(d.cfg.containerRoles()))
+		return "", fmt.Errorf("role %s is not served to containers (roles with container: true: %s)", role, strings.Join(d.cfg.containerRoles(), ", "))
 	}
 	store, err := tokenStoreOf(d.cfg)
 	if err != nil {

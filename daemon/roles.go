@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -206,20 +207,9 @@ func (c Config) validateRoles() error {
 	}
 	names := c.roleNames()
 	if !slices.Contains(names, c.DefaultRole) {
-		errs = append(errs, fmt.Errorf("default_role: must be one of the roles (%s) (got %s)", joinNames(names), quote(c.DefaultRole)))
+		errs = append(errs, fmt.Errorf("default_role: must be one of the roles (%s) (got %s)", strings.Join(names, ", "), quote(c.DefaultRole)))
 	}
 	return errors.Join(errs...)
-}
-
-func joinNames(names []string) string {
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += n
-	}
-	return out
 }
 
 // defaultContainerTokenDir is where the container tokens live when
