@@ -1,11 +1,9 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os/user"
 	"slices"
@@ -178,27 +176,6 @@ func (d *daemon) rotateContainerToken(role string) (string, error) {
 func (d *daemon) startContainerServer(addr string, ln net.Listener, errc chan<- error) {
 	srv := imds.NewServer(d.containers, d.cfg.MaxConnections, d.log.With().Str("component", "containers").Logger())
 	d.cservers[addr] = srv
-	d.wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
-		}
-	})
+	d.serveOn(srv, ln, errc)
 	d.log.Info().Str("addr", ln.Addr().String()).Strs("roles", d.cfg.containerRoles()).Msg("container endpoint listening")
-}
-
-// dropContainerListeners stops the container listeners not in keep; d.mu
-// must be held.
-func (d *daemon) dropContainerListeners(keep []string) {
-	for addr, srv := range d.cservers {
-		if slices.Contains(keep, addr) {
-			continue
-		}
-		delete(d.cservers, addr)
-		d.drains.Go(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		})
-		d.log.Info().Str("addr", addr).Msg("container endpoint stopped listening")
-	}
 }

@@ -626,8 +626,8 @@ func (d *daemon) reload(ctx context.Context, reload reloadFunc, errc chan<- erro
 		d.log.Info().Str("role", name).Msg("role removed")
 	}
 	d.swapHandler(h)
-	d.dropListeners(want)
-	d.dropContainerListeners(c.ContainerListen)
+	d.dropServers(d.servers, want, "stopped listening")
+	d.dropServers(d.cservers, c.ContainerListen, "container endpoint stopped listening")
 	if len(pendings) == 0 {
 		d.log.Info().Strs("roles", names).Strs("listen", c.Listen).Msg("configuration reloaded")
 	}
@@ -713,10 +713,16 @@ func (d *daemon) startServer(addr string, ln net.Listener, errc chan<- error) {
 		srv.ConnContext = caller.ConnContext(d.access.lookup)
 	}
 	d.servers[addr] = srv
+	d.serveOn(srv, ln, errc)
+	d.log.Info().Str("addr", ln.Addr().String()).Str("token_mode", d.cfg.TokenMode).Msg("listening")
+}
+
+// serveOn serves srv on ln until it is shut down, on d.wg; a failure goes
+// to errc.
+func (d *daemon) serveOn(srv *http.Server, ln net.Listener, errc chan<- error) {
 	d.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
 		}
 	})
-	d.log.Info().Str("addr", ln.Addr().String()).Str("token_mode", d.cfg.TokenMode).Msg("listening")
 }

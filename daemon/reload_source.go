@@ -82,7 +82,7 @@ func (d *daemon) promote(p *generation, why string) bool {
 	d.publishState(d.served.p.Load(), p, p.rot.State())
 	d.pubMu.Unlock()
 	if !d.anyPending() {
-		d.dropListeners(d.cfg.Listen)
+		d.dropServers(d.servers, d.cfg.Listen, "stopped listening")
 	}
 	d.mu.Unlock()
 	close(p.took)
@@ -92,20 +92,21 @@ func (d *daemon) promote(p *generation, why string) bool {
 	return true
 }
 
-// dropListeners stops serving every address not in keep; the drains are
-// owned by d.drains. d.mu must be held.
-func (d *daemon) dropListeners(keep []string) {
-	for addr, srv := range d.servers {
+// dropServers stops the servers of servers whose address is not in keep,
+// logging msg for each; the drains are owned by d.drains. d.mu must be
+// held.
+func (d *daemon) dropServers(servers map[string]*http.Server, keep []string, msg string) {
+	for addr, srv := range servers {
 		if slices.Contains(keep, addr) {
 			continue
 		}
-		delete(d.servers, addr)
+		delete(servers, addr)
 		d.drains.Go(func() {
 			sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		})
-		d.log.Info().Str("addr", addr).Msg("stopped listening")
+		d.log.Info().Str("addr", addr).Msg(msg)
 	}
 }
 
