@@ -111,13 +111,12 @@ func (h *ContainerHandler) SetAllowedClients(p []netip.Prefix) {
 
 // containerRole is one role's published state: immutable once stored.
 type containerRole struct {
-	token    []byte // nil: not exposed to containers (404)
-	tokenID  string
-	snap     Snapshot
-	creds    body      // zero when no credentials are held
-	until    time.Time // serve creds before this instant
-	errDoc   body      // served (503) when creds are absent or stale
-	hasToken bool
+	token   []byte // nil: not exposed to containers (404)
+	tokenID string
+	snap    Snapshot
+	creds   body      // zero when no credentials are held
+	until   time.Time // serve creds before this instant
+	errDoc  body      // served (503) when creds are absent or stale
 }
 
 // containerDoc is the success answer (SPEC.md R9.6).
@@ -194,11 +193,12 @@ func (h *ContainerHandler) SetToken(role, tok string) error {
 		return fmt.Errorf("role %s: %w", role, err)
 	}
 	h.update(role, func(old *containerRole) *containerRole {
-		r := h.render(role, Snapshot{})
+		var snap Snapshot
 		if old != nil {
-			r = h.render(role, old.snap)
+			snap = old.snap
 		}
-		r.token, r.tokenID, r.hasToken = []byte(tok), ContainerTokenID(tok), true
+		r := h.render(role, snap)
+		r.token, r.tokenID = []byte(tok), ContainerTokenID(tok)
 		return r
 	})
 	return nil
@@ -215,7 +215,7 @@ func (h *ContainerHandler) Publish(role string, s Snapshot) {
 	h.update(role, func(old *containerRole) *containerRole {
 		r := h.render(role, s)
 		if old != nil {
-			r.token, r.tokenID, r.hasToken = old.token, old.tokenID, old.hasToken
+			r.token, r.tokenID = old.token, old.tokenID
 		}
 		return r
 	})
@@ -278,7 +278,7 @@ func (h *ContainerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	name, ok := strings.CutPrefix(r.URL.Path, ContainerPathPrefix)
 	role := (*h.state.Load())[name]
-	if !ok || role == nil || !role.hasToken {
+	if !ok || role == nil || role.token == nil {
 		h.observe(r, Event{Role: clip(name), Reason: "unknown_role", Status: http.StatusNotFound})
 		h.fail(w, r, http.StatusNotFound, errNoRole)
 		return
