@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os/user"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -139,8 +137,9 @@ type accessState struct {
 	defaults    *caller.Defaults          // nil: the configured default role for everyone
 	defaultRole string
 	trail       *audit.Writer // nil: no audit trail
-	// variants: a role's per-user sessions, by the user's name and uid.
-	variants map[string]map[string]string
+	// variants: a role's per-user sessions (callers.go), each allowed to
+	// its user alone.
+	variants map[string][]string
 }
 
 // accessControl is the daemon's imds.Access and imds.Observer, stable for
@@ -163,14 +162,9 @@ func compileAccess(c Config) (*accessState, []string, error) {
 	for _, r := range c.roleConfigs() {
 		if r.variantOf != "" {
 			if st.variants == nil {
-				st.variants = map[string]map[string]string{}
+				st.variants = map[string][]string{}
 			}
-			if st.variants[r.variantOf] == nil {
-				st.variants[r.variantOf] = map[string]string{}
-			}
-			for _, key := range userKeys(r.callerOf) {
-				st.variants[r.variantOf][key] = r.RoleName
-			}
+			st.variants[r.variantOf] = append(st.variants[r.variantOf], r.RoleName)
 		}
 		if r.Allow == nil {
 			continue
@@ -206,20 +200,6 @@ func compileAccess(c Config) (*accessState, []string, error) {
 		}
 	}
 	return st, warnings, errors.Join(errs...)
-}
-
-// userKeys are the ways a caller may be matched to an allow.users entry:
-// the entry, and its uid or name when the user database knows it.
-func userKeys(entry string) []string {
-	keys := []string{entry}
-	if _, err := strconv.Atoi(entry); err == nil {
-		if u, err := user.LookupId(entry); err == nil {
-			keys = append(keys, u.Username)
-		}
-	} else if u, err := user.Lookup(entry); err == nil {
-		keys = append(keys, u.Uid)
-	}
-	return keys
 }
 
 // identity is the caller of r, as the connection's lookup found it.

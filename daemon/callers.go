@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"strconv"
 
+	"github.com/imdsd/imdsd/caller"
 	"github.com/imdsd/imdsd/rotator"
 )
 
@@ -70,23 +71,15 @@ func callerVariants(roles []Config) ([]Config, error) {
 	return out, errors.Join(errs...)
 }
 
-// Variant implements imds.Access: the per-user session of role for the
-// caller of r, or role itself.
+// Variant implements imds.Access: the per-user session of role whose
+// policy admits the caller of r (the same decision that lets it have the
+// session), or role itself.
 func (a *accessControl) Variant(r *http.Request, role string) string {
 	st := a.state.Load()
-	users := st.variants[role]
-	if users == nil {
-		return role
-	}
-	id := identity(r, false)
-	if !id.Known {
-		return role
-	}
-	if v, ok := users[id.User]; ok && id.User != "" {
-		return v
-	}
-	if v, ok := users[strconv.Itoa(id.UID)]; ok {
-		return v
+	for _, v := range st.variants[role] {
+		if p := st.policies[v]; p != nil && caller.Decide(p, identity(r, p.NeedsProcess())).Allow {
+			return v
+		}
 	}
 	return role
 }
