@@ -73,6 +73,9 @@ type Writer struct {
 // Path is the file the Writer writes to ("" when it writes to Out).
 func (w *Writer) Path() string { return w.path }
 
+// Echo reports whether the Writer also writes each record to the log.
+func (w *Writer) Echo() bool { return w.echo }
+
 // Stats are a Writer's counters since Open, for the metrics.
 type Stats struct {
 	// Written: lines handed to the file (or Out).

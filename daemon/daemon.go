@@ -159,7 +159,7 @@ func (d *daemon) build(c Config, srcs map[string]rotator.Fetcher, st *accessStat
 
 // prepareAccess builds c's access state: its policies, and its audit
 // trail, the running one kept (and reopened, for logrotate) when the path
-// stays, else opened. Nothing of it is enforced until commitAccess; a
+// and audit_to_log stay, else opened (the old one closes at commit). Nothing of it is enforced until commitAccess; a
 // refused configuration hands it to abandonAccess.
 func (d *daemon) prepareAccess(c Config) (*accessState, error) {
 	st, warnings, err := compileAccess(c)
@@ -172,7 +172,7 @@ func (d *daemon) prepareAccess(c Config) (*accessState, error) {
 	if c.AuditLog == "" {
 		return st, nil
 	}
-	if old := d.access.state.Load(); old != nil && old.trail != nil && old.trail.Path() == c.AuditLog {
+	if old := d.access.state.Load(); old != nil && old.trail != nil && old.trail.Path() == c.AuditLog && old.trail.Echo() == c.AuditToLog {
 		if err := old.trail.Reopen(); err != nil {
 			d.log.Error().Err(err).Str("audit_log", c.AuditLog).Msg("audit trail not reopened; writing on to the old file")
 		}
