@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -287,6 +288,14 @@ func (d *daemon) adminHandler() http.Handler {
 		a := d.requestReload(r.Context(), wait)
 		writeJSON(w, a.httpStatus(), a)
 	})
+	// /debug/pprof/ is Go's profiler (net/http/pprof), when debug_pprof
+	// is on in the running configuration (a reload turns it on or off).
+	// The admin socket is the user's or root's only, like the credentials.
+	mux.Handle("GET /debug/pprof/", d.pprofOnly(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/cmdline", d.pprofOnly(http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("GET /debug/pprof/profile", d.pprofOnly(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/symbol", d.pprofOnly(http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/trace", d.pprofOnly(http.HandlerFunc(pprof.Trace)))
 	mux.HandleFunc("POST /mfa", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
 		takesCodes := func(c Config) bool { return c.MFASerial != "" && c.MFACommand == "" }
@@ -333,6 +342,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
+
+// pprofOnly serves next while debug_pprof is on, else 404 with the fix.
+func (d *daemon) pprofOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		on := d.cfg.DebugPprof
+		d.mu.Unlock()
+		if !on {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": errPprofOff})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+const errPprofOff = "profiling is off: set debug_pprof: true in the config file and run imdsd reload (or start imdsd run with --debug-pprof)"
 
 // serveAdmin listens on the admin endpoint until stop, which also removes
 // the socket. It fails when the endpoint is another imdsd's or is not safe

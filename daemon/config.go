@@ -90,6 +90,9 @@ type Config struct {
 	// AdminSocket is where the admin API listens (a unix socket; on
 	// Windows the token file of its loopback listener).
 	AdminSocket string
+	// DebugPprof serves Go's profiles (net/http/pprof) on the admin API
+	// under /debug/pprof/; off by default.
+	DebugPprof bool
 
 	// Keys for the static source, or base credentials for the STS
 	// sources instead of the SDK's chain. Secrets: config file and

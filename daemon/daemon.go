@@ -661,7 +661,7 @@ func missing(want []string, servers map[string]*http.Server) []string {
 func sameSource(a, b Config) bool {
 	strip := func(c Config) Config {
 		c.Listen, c.TokenMode, c.AllowClient, c.RoleName, c.Region = nil, "", nil, "", ""
-		c.LogFormat, c.LogLevel, c.AdminSocket, c.MaxConnections = "", "", "", 0
+		c.LogFormat, c.LogLevel, c.AdminSocket, c.MaxConnections, c.DebugPprof = "", "", "", 0, false
 		c.Roles, c.roleEntries, c.DefaultRole, c.Container = nil, nil, "", false
 		c.ContainerListen, c.ContainerTokenDir, c.ContainerTokenGroup = nil, "", ""
 		c.Allow, c.DefaultRoles, c.AuditLog, c.AuditToLog = nil, nil, "", false

@@ -25,7 +25,7 @@ func commands() []commandSpec {
 		runSpec, installSpec, uninstallSpec,
 		controlSpec("start"), controlSpec("stop"), controlSpec("restart"),
 		aliasSpec, checkSpec, statusSpec, credsSpec, mfaSpec, reloadSpec,
-		containerEnvSpec, containerTokenSpec, auditSpec, versionSpec,
+		containerEnvSpec, containerTokenSpec, auditSpec, profileSpec, versionSpec,
 	}
 }
 

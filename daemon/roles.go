@@ -33,7 +33,7 @@ import (
 var globalKeys = []string{
 	"listen", "token_mode", "allow_clients", "region", "log_format", "log_level",
 	"max_connections", "admin_socket", "default_role", "default_roles", "audit_log", "audit_to_log",
-	"container_listen", "container_token_dir", "container_token_group",
+	"debug_pprof", "container_listen", "container_token_dir", "container_token_group",
 }
 
 // roleEntry is one item of the roles: list as parsed: the role's own

@@ -76,6 +76,7 @@ var settings = []setting{
 	{"audit_log", "audit-log", "file of the audit trail: one JSON line per credentials answer and refusal (mode 0600; reopened on SIGHUP)", func(c *Config) any { return &c.AuditLog }},
 	{"audit_to_log", "audit-to-log", "also write the audit trail to the service log", func(c *Config) any { return &c.AuditToLog }},
 	{"max_connections", "max-connections", "connections held open at once per listen address, 16..65536; at the cap the one waiting longest is closed (default 1024)", func(c *Config) any { return &c.MaxConnections }},
+	{"debug_pprof", "debug-pprof", "serve CPU, heap and goroutine profiles on the admin socket (/debug/pprof/; imdsd profile)", func(c *Config) any { return &c.DebugPprof }},
 	{"admin_socket", "admin-socket", "admin API socket for imdsd status, creds and mfa (default: $RUNTIME_DIRECTORY, /run/imdsd or the user's runtime directory)", func(c *Config) any { return &c.AdminSocket }},
 	{"access_key_id", "", "", func(c *Config) any { return &c.AccessKeyID }},
 	{"secret_access_key", "", "", func(c *Config) any { return &c.SecretAccessKey }},

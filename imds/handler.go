@@ -26,8 +26,16 @@ const (
 )
 
 // Header values shared by every response. They are assigned into the header
-// map directly (no Header.Set) so a request does not allocate them; net/http
+// map directly (no Header.Set: no canonicalisation, no allocation); net/http
 // only reads them.
+//
+// Every key in the map costs net/http a copy, a sort and a validity scan
+// per response, so a response carries only what clients use: Server and
+// Content-Type (SPEC.md R1.6, R1.7), the TTL echo on token PUTs (R2.4), and
+// Allow on 405s. Content-Length is net/http's to add, outside the map, to a
+// body written at once that fits its buffer (autoLengthMax); Date it adds
+// anyway. Last-Modified, Accept-Ranges and Connection, seen in captures of
+// real IMDS, are not sent: no client reads them (R1.7 is a SHOULD).
 var (
 	valTextPlain = []string{"text/plain"}
 	valServer    = []string{"EC2ws"}
@@ -35,6 +43,14 @@ var (
 	valAllowPut  = []string{"PUT"}
 	valZero      = []string{"0"}
 )
+
+// autoLengthMax is the longest body net/http sends with a Content-Length
+// of its own making: a handler's single Write up to its response buffer
+// (bufferBeforeChunkingSize, 2 KiB) when the handler returns. A longer body
+// would go out chunked, and a HEAD answer writes no body, so those name
+// their length themselves. handler_test checks both sides of the bound
+// through a real server.
+const autoLengthMax = 2048
 
 // Handler serves the IMDS HTTP surface. Build it with NewHandler, feed it
 // with Publish, serve it with an [http.Server] (see NewServer). It is safe
@@ -50,6 +66,8 @@ type Handler struct {
 	roles  map[string]*atomic.Pointer[rendered] // every role's; fixed keys
 	listen map[netip.Addr]bool                  // hosts accepted in Host, besides loopback and IMDS
 	local  localAddrs
+
+	lastTTL atomic.Pointer[ttlValue] // putToken's last TTL echo
 }
 
 // NewHandler validates cfg and returns a handler that serves the
@@ -121,9 +139,6 @@ func (h *Handler) PublishRole(name string, s Snapshot) error {
 // token) and then routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Server: EC2ws, for legacy code that checks it is talking to EC2.
-	// Accept-Ranges: none, seen in captures of real IMDS, is not sent: no
-	// client reads it, and every header costs net/http a clone and a sort
-	// per response (BENCHMARKS.md).
 	w.Header()["Server"] = valServer
 	if !clientAllowed(r, h.cfg.AllowedClients, &h.local) {
 		h.deny.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).
@@ -167,28 +182,32 @@ func isTokenPath(p string) bool {
 	return ok && len(rest) > 1 && rest[0] == '/' && strings.IndexByte(rest[1:], '/') < 0
 }
 
-// fail answers an error status with an empty body.
+// fail answers an error status with an empty body (Content-Length: 0,
+// net/http's but for HEAD).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int) {
 	h.stats.observe(r.URL.Path, status)
 	hdr := w.Header()
 	hdr["Content-Type"] = valTextPlain
-	hdr["Content-Length"] = valZero
+	if r.Method == http.MethodHead {
+		hdr["Content-Length"] = valZero
+	}
 	w.WriteHeader(status)
 }
 
 // write answers 200 with b; HEAD gets the headers only.
-func (h *Handler) write(w http.ResponseWriter, r *http.Request, b body, lastModified []string) {
+func (h *Handler) write(w http.ResponseWriter, r *http.Request, b body) {
 	h.stats.observe(r.URL.Path, http.StatusOK)
 	hdr := w.Header()
 	hdr["Content-Type"] = valTextPlain
-	hdr["Content-Length"] = b.len
-	if lastModified != nil {
-		hdr["Last-Modified"] = lastModified
+	if r.Method == http.MethodHead {
+		hdr["Content-Length"] = b.len
+		w.WriteHeader(http.StatusOK)
+		return
 	}
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(b.b)
+	if len(b.b) > autoLengthMax {
+		hdr["Content-Length"] = b.len
 	}
+	_, _ = w.Write(b.b)
 }
 
 type statusWriter struct {

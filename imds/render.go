@@ -3,7 +3,6 @@ package imds
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -131,7 +130,6 @@ type rendered struct {
 	errDoc          body // served when creds are absent or expired
 	info            body
 	identity        body
-	lastModified    []string
 }
 
 func (h *Handler) render(s Snapshot) *rendered {
@@ -146,7 +144,7 @@ func (h *Handler) render(s Snapshot) *rendered {
 	if updated.IsZero() {
 		updated = c.LaunchTime
 	}
-	r := &rendered{lastModified: []string{updated.UTC().Format(http.TimeFormat)}}
+	r := &rendered{}
 	if s.Credentials.HasKeys() && s.Credentials.CanExpire {
 		doc := credentialsDoc{
 			Code:            "Success",

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 )
@@ -63,12 +64,12 @@ func (h *Handler) routes() *httprouter.Router {
 					return
 				}
 			}
-			h.write(w, r, listings[role], nil)
+			h.write(w, r, listings[role])
 		})
 	}
 	for path, b := range static {
 		h.get(rt, path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-			h.write(w, r, b, nil)
+			h.write(w, r, b)
 		})
 	}
 	// The role is registered as a static path, not a :role parameter:
@@ -126,11 +127,11 @@ func (h *Handler) credentials(role string, snap *atomic.Pointer[rendered], exten
 			b = s.credsExt
 		}
 		if b.b != nil && h.cfg.Now().Before(s.expires) {
-			h.write(w, r, b, s.lastModified)
+			h.write(w, r, b)
 			h.observe(r, Event{Role: role, Allowed: true, Reason: "served", Status: http.StatusOK, KeyID: s.keyID})
 			return
 		}
-		h.write(w, r, s.errDoc, nil)
+		h.write(w, r, s.errDoc)
 		h.observe(r, Event{Role: role, Allowed: true, Reason: "no_valid_credentials", Status: http.StatusOK})
 	}
 }
@@ -145,11 +146,11 @@ func (h *Handler) observe(r *http.Request, e Event) {
 
 func (h *Handler) info(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	s := h.snap.Load()
-	h.write(w, r, s.info, s.lastModified)
+	h.write(w, r, s.info)
 }
 
 func (h *Handler) identity(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	h.write(w, r, h.snap.Load().identity, nil)
+	h.write(w, r, h.snap.Load().identity)
 }
 
 // putToken issues a session token (SPEC.md §2).
@@ -172,19 +173,34 @@ func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, _ httprouter.
 		h.fail(w, r, http.StatusBadRequest)
 		return
 	}
-	tok := h.tokens.Issue(ttl)
 	hdr := w.Header()
 	hdr["Content-Type"] = valTextPlain
 	// The Go SDKs read the lifetime from this echo and fail (or fall back
 	// to IMDSv1) without it (R2.4).
-	hdr[hdrTokenTTL] = []string{strconv.FormatInt(int64(ttl.Seconds()), 10)}
-	hdr["Content-Length"] = tokenLenHeader
+	hdr[hdrTokenTTL] = h.ttlEcho(ttl)
 	h.stats.observe(r.URL.Path, http.StatusOK)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(tok))
+	s := h.tokens.issue(ttl)
+	_, _ = w.Write(s.enc[:TokenLen]) // net/http copies it into its buffer
+	h.tokens.scratch.Put(s)
 }
 
-var tokenLenHeader = []string{strconv.Itoa(TokenLen)}
+// ttlEcho is the TTL header value for ttl. Clients ask the same TTL again
+// and again (each SDK has its fixed one: 21600, 300), so the last value is
+// kept and a PUT asking it again allocates nothing.
+func (h *Handler) ttlEcho(ttl time.Duration) []string {
+	secs := int64(ttl / time.Second)
+	if e := h.lastTTL.Load(); e != nil && e.secs == secs {
+		return e.val
+	}
+	e := &ttlValue{secs: secs, val: []string{strconv.FormatInt(secs, 10)}}
+	h.lastTTL.Store(e)
+	return e.val
+}
+
+type ttlValue struct {
+	secs int64
+	val  []string
+}
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	// A PUT to a versioned token path is refused, not unknown (R2.1).

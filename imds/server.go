@@ -12,10 +12,14 @@ import (
 // Bounds on every connection, so slow or oversized requests cannot pile up.
 // IMDS requests are a request line and a few short headers; SDKs give up on
 // IMDS after a second or so (SPEC.md R1.4).
+//
+// ReadTimeout equals ReadHeaderTimeout: an IMDS request has no body, so
+// the one deadline covers it, and net/http then sets one read deadline
+// per request instead of two.
 const (
 	MaxHeaderBytes    = 8 << 10
 	ReadHeaderTimeout = 5 * time.Second
-	ReadTimeout       = 10 * time.Second
+	ReadTimeout       = ReadHeaderTimeout
 	WriteTimeout      = 10 * time.Second
 	// IdleTimeout closes keep-alive connections idle this long. SDKs send
 	// their requests in a burst milliseconds apart (token, role name,

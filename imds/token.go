@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -69,8 +70,10 @@ const (
 // bits, so every token has exactly one valid spelling.
 var tokenEnc = base64.RawURLEncoding.Strict()
 
-// TokenLen is the length in bytes of every token Issue returns.
-var TokenLen = tokenEnc.EncodedLen(tokenRawLen)
+// TokenLen is the length in bytes of every token Issue returns:
+// base64url of tokenRawLen bytes, without padding (token_test checks it
+// against the encoder).
+const TokenLen = (tokenRawLen*8 + 5) / 6
 
 // Tokens issues and checks IMDSv2 session tokens. Tokens are stateless: each
 // carries its own expiry and a MAC under a key that never leaves the process,
@@ -83,6 +86,63 @@ var TokenLen = tokenEnc.EncodedLen(tokenRawLen)
 type Tokens struct {
 	now     func() time.Time
 	scratch sync.Pool // of *tokenScratch
+	seen    seenTokens
+}
+
+// seenTokens remembers the tokens Valid accepted last, so that a client's
+// next requests with the same token (an SDK reuses one for its whole
+// lifetime, up to six hours) are checked by comparison instead of by HMAC.
+// It is a fixed table: each token has one slot, chosen by a keyed hash,
+// and a newer token there replaces the older, so any number of distinct
+// tokens costs no memory beyond the table. Only tokens whose MAC was
+// verified enter it, with their expiry, so it never accepts a token the
+// MAC would refuse.
+type seenTokens struct {
+	seed  maphash.Seed
+	slots [seenSlots]seenSlot
+}
+
+// seenSlots is the table's size: far more than the SDK processes of one
+// host hold tokens at once; 256 × 96 bytes.
+const seenSlots = 256
+
+type seenSlot struct {
+	mu     sync.Mutex
+	expiry int64 // Unix nanoseconds; 0: empty
+	tok    [TokenLen]byte
+}
+
+func (c *seenTokens) slot(token string) *seenSlot {
+	return &c.slots[maphash.String(c.seed, token)%seenSlots]
+}
+
+// lookup returns the expiry of token when it is in the table.
+func (c *seenTokens) lookup(token string) (expiry int64, ok bool) {
+	var tok [TokenLen]byte
+	copy(tok[:], token)
+	sl := c.slot(token)
+	sl.mu.Lock()
+	expiry = sl.expiry
+	// Every byte is compared whatever differs first, eight at a time:
+	// how long the comparison takes must not tell a local caller how much
+	// of a valid token it has guessed.
+	var diff uint64
+	for i := 0; i+8 <= TokenLen; i += 8 {
+		diff |= binary.LittleEndian.Uint64(sl.tok[i:]) ^ binary.LittleEndian.Uint64(tok[i:])
+	}
+	for i := TokenLen &^ 7; i < TokenLen; i++ {
+		diff |= uint64(sl.tok[i] ^ tok[i])
+	}
+	sl.mu.Unlock()
+	return expiry, expiry != 0 && diff == 0
+}
+
+func (c *seenTokens) add(token string, expiry int64) {
+	sl := c.slot(token)
+	sl.mu.Lock()
+	copy(sl.tok[:], token)
+	sl.expiry = expiry
+	sl.mu.Unlock()
 }
 
 // tokenScratch holds one HMAC and the buffers a token check needs. Pooling
@@ -106,6 +166,7 @@ func NewTokens(key []byte, now func() time.Time) (*Tokens, error) {
 	}
 	k := append([]byte(nil), key...)
 	t := &Tokens{now: now}
+	t.seen.seed = maphash.MakeSeed()
 	t.scratch.New = func() any { return &tokenScratch{mac: hmac.New(sha256.New, k)} }
 	return t, nil
 }
@@ -120,15 +181,22 @@ func NewTokenKey() []byte {
 
 // Issue returns a new token that is valid for ttl from now.
 func (t *Tokens) Issue(ttl time.Duration) string {
-	s := t.scratch.Get().(*tokenScratch)
+	s := t.issue(ttl)
 	defer t.scratch.Put(s)
+	return string(s.enc[:TokenLen])
+}
+
+// issue writes a new token into s.enc[:TokenLen] of a pooled scratch, for
+// the handler to send without a copy; the caller puts s back.
+func (t *Tokens) issue(ttl time.Duration) *tokenScratch {
+	s := t.scratch.Get().(*tokenScratch)
 	s.raw[0] = tokenVersion
 	binary.BigEndian.PutUint64(s.raw[1:9], uint64(t.now().Add(ttl).UnixNano()))
 	_, _ = rand.Read(s.raw[9:tokenBodyLen])
 	s.sign()
 	copy(s.raw[tokenBodyLen:], s.sum[:])
 	tokenEnc.Encode(s.enc[:TokenLen], s.raw[:])
-	return string(s.enc[:TokenLen])
+	return s
 }
 
 // Valid reports whether token was issued by t and has not expired.
@@ -136,21 +204,35 @@ func (t *Tokens) Valid(token string) bool {
 	if len(token) != TokenLen {
 		return false
 	}
+	if expiry, ok := t.seen.lookup(token); ok {
+		return t.now().UnixNano() < expiry
+	}
+	expiry, ok := t.verify(token)
+	if !ok {
+		return false
+	}
+	t.seen.add(token, expiry)
+	return t.now().UnixNano() < expiry
+}
+
+// verify checks token's encoding, version and MAC, and returns the expiry
+// it carries.
+func (t *Tokens) verify(token string) (expiry int64, ok bool) {
 	s := t.scratch.Get().(*tokenScratch)
 	defer t.scratch.Put(s)
 	copy(s.enc[:], token)
 	if n, err := tokenEnc.Decode(s.raw[:], s.enc[:TokenLen]); err != nil || n != tokenRawLen {
-		return false
+		return 0, false
 	}
 	if s.raw[0] != tokenVersion {
-		return false
+		return 0, false
 	}
 	s.sign()
 	if !hmac.Equal(s.sum[:], s.raw[tokenBodyLen:]) {
-		return false
+		return 0, false
 	}
-	expiry := int64(binary.BigEndian.Uint64(s.raw[1:9]))
-	return t.now().UnixNano() < expiry
+	expiry = int64(binary.BigEndian.Uint64(s.raw[1:9]))
+	return expiry, expiry != 0
 }
 
 // sign computes the MAC of the token body in s.raw into s.sum.

@@ -90,3 +90,50 @@ func TestTokens(t *testing.T) {
 		t.Error("NewTokens(short key) = nil error")
 	}
 }
+
+// TestTokensSeenTable: the table of tokens seen is bounded and never
+// decides alone. After a flood of distinct tokens the first is still valid
+// (checked by MAC again), every check allocates nothing, a token seen
+// expires on time, and near-copies of seen tokens are refused.
+func TestTokensSeenTable(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	tk, err := imds.NewTokens(imds.NewTokenKey(), clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := tk.Issue(time.Hour)
+	if !tk.Valid(first) || !tk.Valid(first) {
+		t.Fatal("Valid(fresh token) = false")
+	}
+	flood := make([]string, 10_000)
+	for i := range flood {
+		flood[i] = tk.Issue(time.Minute)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(len(flood)-1, func() {
+		if !tk.Valid(flood[i]) {
+			t.Errorf("Valid(flood token %d) = false", i)
+		}
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("Valid allocates %v per distinct token, want 0 (memory must not grow with tokens)", allocs)
+	}
+	if !tk.Valid(first) {
+		t.Error("Valid(first token after a flood) = false")
+	}
+	for _, tok := range flood[:100] {
+		mut := []byte(tok)
+		mut[len(mut)/2] ^= 2
+		if tk.Valid(string(mut)) {
+			t.Fatal("Valid(seen token with one byte changed) = true")
+		}
+	}
+	clock.Add(time.Minute)
+	if tk.Valid(flood[5]) || tk.Valid(flood[len(flood)-1]) {
+		t.Error("Valid(seen token at its expiry) = true")
+	}
+	if !tk.Valid(first) {
+		t.Error("Valid(unexpired seen token) = false")
+	}
+}

@@ -32,7 +32,7 @@ import (
 // 403 with the policy on and 200 without, so the policy is known to be in
 // force. LOAD_RUNS runs alternating the order of the three, median
 // reported, with the ratios on/off against their targets, and imdsd's CPU
-// time per request (/proc/PID/stat), which other load on a shared machine
+// time per request (cpuTime), which other load on a shared machine
 // disturbs less than throughput.
 //
 // `go run ./e2e/load roles`: idle memory of imdsd serving 10 roles
@@ -274,7 +274,7 @@ func runAccess(ctx context.Context, c *commonRun, wrk, luaPath string, variants 
 				if err != nil {
 					return err
 				}
-				perReq := float64((cpu1 - cpu0).Microseconds()) / float64(res.Requests)
+				perReq := float64(cpu1-cpu0) / float64(time.Microsecond) / float64(res.Requests)
 				v.results[sc.Name] = append(v.results[sc.Name], res)
 				v.cpuPerReq[sc.Name] = append(v.cpuPerReq[sc.Name], perReq)
 				fmt.Fprintf(os.Stderr, "run %d/%d  %-32s %-9s %9.0f req/s  p50 %6dµs  p99 %6dµs  imdsd CPU %5.1fµs/req  errors %d\n",
@@ -298,9 +298,14 @@ func runAccess(ctx context.Context, c *commonRun, wrk, luaPath string, variants 
 	return nil
 }
 
-// cpuTime is the CPU time pid has used, user and system, all threads
-// (/proc/PID/stat utime + stime, in USER_HZ ticks of 10 ms).
+// cpuTime is the CPU time pid has used, user and system, all threads: the
+// sum of its threads' run time in nanoseconds (/proc/PID/task/*/schedstat;
+// Go's threads live as long as the process), or, where the kernel keeps no
+// schedstat, utime + stime from /proc/PID/stat in USER_HZ ticks of 10 ms.
 func cpuTime(pid int) (time.Duration, error) {
+	if d, err := schedTime(pid); err == nil {
+		return d, nil
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -322,6 +327,35 @@ func cpuTime(pid int) (time.Duration, error) {
 	}
 	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
 	return time.Duration(ut+st) * tick, nil
+}
+
+// schedTime sums the first field of /proc/PID/task/*/schedstat: each
+// thread's time on a CPU, in nanoseconds.
+func schedTime(pid int) (time.Duration, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread exited meanwhile
+		}
+		if err != nil {
+			return 0, err
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: empty", pid, t.Name())
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: %w", pid, t.Name(), err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
 }
 
 // adminMetrics reads the /metrics of the imdsd whose admin socket is sock.

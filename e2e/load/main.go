@@ -3,8 +3,12 @@
 // baseline (e2e/load/baseline) on loopback with wrk:
 //
 //   - credentials GET (with a token) and token PUT, each with keep-alive and
-//     with a new connection per request: requests/s, p50, p99;
-//   - imdsd's resident memory: idle, under the GET load, and before/after
+//     with a new connection per request: requests/s, p50, p99, and the
+//     server's own CPU time per request answered (cpuTime: its threads'
+//     run time over the requests wrk completed);
+//   - imdsd's resident memory: idle (VmRSS, and RssAnon: private anonymous
+//     memory, what a process costs beyond the pages of its binary that the
+//     kernel may share and drop), under the GET load, and before/after
 //     exactly LOAD_FLOOD (default 1,000,000) token PUTs.
 //
 // Every measurement is repeated LOAD_RUNS times, alternating imdsd and the
@@ -69,6 +73,10 @@ const (
 	targetRPSRatio   = 0.9 // imdsd req/s ≥ 0.9 × baseline
 	targetP99Ratio   = 1.2 // imdsd p99 ≤ 1.2 × baseline
 	targetIdleRSSKB  = 10 * mib
+	targetIdleAnonKB = 2 * mib // private anonymous memory (RssAnon), idle
+	targetCPURatio   = 1.10    // imdsd server CPU per keep-alive request ≤ 1.1 × baseline's
+	// idleSettle is how long a server runs before its idle memory is read.
+	idleSettle       = time.Second
 	targetFloodRSSKB = 2 * mib
 
 	// The token flood: pipelined keep-alive connections, so the generator
@@ -306,6 +314,8 @@ type runner struct {
 	credsSize     int
 	tokenSize     int
 	results       map[string]map[string][]wrkResult // scenario → server → runs
+	cpuPerReq     map[string]map[string][]float64   // scenario → server → runs: server CPU µs per request answered
+	anonIdle      map[string]int                    // server → kB of private anonymous memory (RssAnon), idle
 	rssIdle       map[string]int                    // server → kB
 	rssLoadMax    map[string]int                    // server → kB, max during GET keep-alive
 	rssFloodPre   int
@@ -317,7 +327,9 @@ type runner struct {
 
 func (r *runner) main(ctx context.Context, root, bin string) error {
 	r.results = map[string]map[string][]wrkResult{}
+	r.cpuPerReq = map[string]map[string][]float64{}
 	r.rssIdle = map[string]int{}
+	r.anonIdle = map[string]int{}
 	r.rssLoadMax = map[string]int{}
 	r.cpuModel = cpuModel()
 	r.goVersion = strings.TrimSpace(output(ctx, "go", "version"))
@@ -348,8 +360,11 @@ func (r *runner) main(ctx context.Context, root, bin string) error {
 	if err != nil {
 		return err
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(idleSettle)
 	if r.rssIdle["imdsd"], err = rssKB(r.imdsd.pid()); err != nil {
+		return err
+	}
+	if r.anonIdle["imdsd"], err = statusKB(r.imdsd.pid(), "RssAnon"); err != nil {
 		return err
 	}
 	token, err := httpDo(ctx, http.MethodPut, r.imdsd.Base+"/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "21600"}, http.StatusOK)
@@ -368,8 +383,11 @@ func (r *runner) main(ctx context.Context, root, bin string) error {
 	if err != nil {
 		return err
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(idleSettle)
 	if r.rssIdle["baseline"], err = rssKB(r.base.pid()); err != nil {
+		return err
+	}
+	if r.anonIdle["baseline"], err = statusKB(r.base.pid(), "RssAnon"); err != nil {
 		return err
 	}
 
@@ -395,7 +413,15 @@ func (r *runner) main(ctx context.Context, root, bin string) error {
 				if sc.Method == http.MethodGet && !sc.Close {
 					sample = startRSSSampler(srv.pid())
 				}
+				cpu0, err := cpuTime(srv.pid())
+				if err != nil {
+					return err
+				}
 				res, err := r.runWrk(ctx, luaPath, url, env)
+				cpu1, cerr := cpuTime(srv.pid())
+				if err == nil {
+					err = cerr
+				}
 				if sample != nil {
 					if m := sample.stop(); m > r.rssLoadMax[srv.Name] {
 						r.rssLoadMax[srv.Name] = m
@@ -408,8 +434,13 @@ func (r *runner) main(ctx context.Context, root, bin string) error {
 					r.results[sc.Name] = map[string][]wrkResult{}
 				}
 				r.results[sc.Name][srv.Name] = append(r.results[sc.Name][srv.Name], res)
-				fmt.Fprintf(os.Stderr, "run %d/%d  %-32s %-8s %9.0f req/s  p50 %6dµs  p99 %6dµs  errors %d\n",
-					run+1, r.set.Runs, sc.Name, srv.Name, res.RPS(), res.P50US, res.P99US, res.Errors())
+				if r.cpuPerReq[sc.Name] == nil {
+					r.cpuPerReq[sc.Name] = map[string][]float64{}
+				}
+				perReq := float64(cpu1-cpu0) / float64(time.Microsecond) / float64(res.Requests)
+				r.cpuPerReq[sc.Name][srv.Name] = append(r.cpuPerReq[sc.Name][srv.Name], perReq)
+				fmt.Fprintf(os.Stderr, "run %d/%d  %-32s %-8s %9.0f req/s  p50 %6dµs  p99 %6dµs  CPU %5.2fµs/req  errors %d\n",
+					run+1, r.set.Runs, sc.Name, srv.Name, res.RPS(), res.P50US, res.P99US, perReq, res.Errors())
 			}
 		}
 	}
@@ -706,17 +737,20 @@ func floodMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // rssKB reads VmRSS of pid in kB.
-func rssKB(pid int) (int, error) {
+func rssKB(pid int) (int, error) { return statusKB(pid, "VmRSS") }
+
+// statusKB reads the field (VmRSS, RssAnon, …) of /proc/PID/status, in kB.
+func statusKB(pid int, field string) (int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // rssSampler records the maximum VmRSS of a process every 20 ms.
@@ -930,15 +964,45 @@ func (r *runner) report() reportOut {
 	}
 	tw.Flush()
 
-	fmt.Fprintln(&md, "\n| memory (VmRSS) | imdsd | baseline |")
+	// Server CPU per request: the servers' own CPU time over the requests
+	// they completed, per run; the ratio is the median of the runs' pair
+	// ratios, so a run disturbed by other load on the machine weighs once.
+	fmt.Fprintln(&md, "\n| scenario | imdsd CPU/req | baseline CPU/req | CPU ratio, median of pairs (≤ 1.10 keep-alive) | pair ratios |")
+	fmt.Fprintln(&md, "|---|---:|---:|---:|---|")
+	fmt.Fprintf(&text, "\n")
+	tw = tabwriter.NewWriter(&text, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\timdsd CPU/req\tbaseline CPU/req\tratio\tpair ratios\t")
+	for _, sc := range scenarios {
+		im, ba := r.cpuPerReq[sc.Name]["imdsd"], r.cpuPerReq[sc.Name]["baseline"]
+		var pairs []float64
+		var pairText []string
+		for i := range min(len(im), len(ba)) {
+			pairs = append(pairs, im[i]/ba[i])
+			pairText = append(pairText, fmt.Sprintf("%.2f", im[i]/ba[i]))
+		}
+		ratio := median(pairs)
+		fmt.Fprintf(tw, "%s\t%.2f µs\t%.2f µs\t%.2f\t%s\t\n", sc.Name, median(im), median(ba), ratio, strings.Join(pairText, " "))
+		fmt.Fprintf(&md, "| %s | %.2f µs | %.2f µs | %.2f | %s |\n", sc.Name, median(im), median(ba), ratio, strings.Join(pairText, " "))
+		if !sc.Close {
+			checks = append(checks, fmt.Sprintf("%s  %s: server CPU per request ratio %.2f ≤ %.2f (median of %d pairs)",
+				r.verdict(ratio <= targetCPURatio, sc.Name+" CPU"), sc.Name, ratio, targetCPURatio, len(pairs)))
+		}
+	}
+	tw.Flush()
+
+	fmt.Fprintln(&md, "\n| memory | imdsd | baseline |")
 	fmt.Fprintln(&md, "|---|---:|---:|")
-	fmt.Fprintf(&md, "| idle, after start | %s | %s |\n", fmtMiB(r.rssIdle["imdsd"]), fmtMiB(r.rssIdle["baseline"]))
+	fmt.Fprintf(&md, "| idle, after start: VmRSS | %s | %s |\n", fmtMiB(r.rssIdle["imdsd"]), fmtMiB(r.rssIdle["baseline"]))
+	fmt.Fprintf(&md, "| idle, after start: private anonymous (RssAnon) | %s | %s |\n", fmtMiB(r.anonIdle["imdsd"]), fmtMiB(r.anonIdle["baseline"]))
 	fmt.Fprintf(&md, "| max during GET keep-alive load | %s | %s |\n", fmtMiB(r.rssLoadMax["imdsd"]), fmtMiB(r.rssLoadMax["baseline"]))
 	fmt.Fprintf(&text, "\n%-28s  %-10s  %s\n", "memory (VmRSS)", "imdsd", "baseline")
 	fmt.Fprintf(&text, "%-28s  %-10s  %s\n", "idle, after start", fmtMiB(r.rssIdle["imdsd"]), fmtMiB(r.rssIdle["baseline"]))
+	fmt.Fprintf(&text, "%-28s  %-10s  %s\n", "idle, private anonymous", fmtMiB(r.anonIdle["imdsd"]), fmtMiB(r.anonIdle["baseline"]))
 	fmt.Fprintf(&text, "%-28s  %-10s  %s\n", "max under GET keep-alive", fmtMiB(r.rssLoadMax["imdsd"]), fmtMiB(r.rssLoadMax["baseline"]))
 	checks = append(checks, fmt.Sprintf("%s  idle RSS %s ≤ %s", r.verdict(r.rssIdle["imdsd"] <= targetIdleRSSKB, "idle RSS"),
 		fmtMiB(r.rssIdle["imdsd"]), fmtMiB(targetIdleRSSKB)))
+	checks = append(checks, fmt.Sprintf("%s  idle private anonymous memory (RssAnon) %s ≤ %s", r.verdict(r.anonIdle["imdsd"] <= targetIdleAnonKB, "idle RssAnon"),
+		fmtMiB(r.anonIdle["imdsd"]), fmtMiB(targetIdleAnonKB)))
 
 	if r.set.Flood > 0 {
 		sent := r.flood.OK + r.flood.Other
