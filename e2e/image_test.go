@@ -166,6 +166,17 @@ func TestImage(t *testing.T) {
 		}
 	}
 
+	// imdsd's own commands work in the running container (podman exec):
+	// status, through the admin socket in RUNTIME_DIRECTORY; container-env,
+	// from the mounted config file.
+	if r := p.run(t, "exec", "imdsd", "/imdsd", "status"); r.Err != nil || !bytes.Contains(r.Stdout, []byte("serving valid credentials")) {
+		t.Errorf("podman exec imdsd /imdsd status: %v, want exit 0 and valid credentials\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
+	}
+	if r := p.run(t, "exec", "imdsd", "/imdsd", "container-env", "alpha"); r.Err != nil ||
+		!bytes.Contains(r.Stdout, []byte("AWS_CONTAINER_CREDENTIALS_FULL_URI=http://"+podmanContainerIP+"/roles/alpha\n")) {
+		t.Errorf("podman exec imdsd /imdsd container-env alpha: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
+	}
+
 	// The clients: only the variables a user sets.
 	runInNet := func(t *testing.T, args ...string) (podmanClientOut, clientRun) {
 		t.Helper()
