@@ -218,13 +218,22 @@ func TestImage(t *testing.T) {
 			t.Errorf("the client naming imdsd by a name not in allowed_hosts: %v, want refused (403)\nstdout %d bytes\nstderr:\n%s", r.Err, len(r.Stdout), r.Stderr)
 		}
 	})
+	// An application user that is not root, in imdsd's group (65532),
+	// which may read the token file (0640).
+	containerClient := []string{"--user", "1000:1000", "--group-add", "65532",
+		"--env", "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://" + podmanContainerIP + "/roles/alpha",
+		"--env", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/run/imdsd/alpha/token",
+		"--volume", "imdsd-tokens:/run/imdsd:ro", client}
 	t.Run("container-endpoint", func(t *testing.T) {
-		// An application user that is not root, in imdsd's group (65532),
-		// which may read the token file (0640).
-		got, r := runInNet(t, "--user", "1000:1000", "--group-add", "65532",
-			"--env", "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://"+podmanContainerIP+"/roles/alpha",
-			"--env", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/run/imdsd/alpha/token",
-			"--volume", "imdsd-tokens:/run/imdsd:ro", client)
+		got, r := runInNet(t, containerClient...)
+		wantCreds(t, got, r, "CredentialsEndpointProvider")
+	})
+	// A rotated token reaches the volume, and the next client with it.
+	t.Run("container-token-rotate", func(t *testing.T) {
+		if r := p.run(t, "exec", "imdsd", "/imdsd", "container-token", "rotate", "alpha"); r.Err != nil {
+			t.Fatalf("podman exec imdsd /imdsd container-token rotate alpha: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
+		}
+		got, r := runInNet(t, containerClient...)
 		wantCreds(t, got, r, "CredentialsEndpointProvider")
 	})
 	t.Logf("image built in %v, imdsd serving %v later; whole test %v",
