@@ -35,11 +35,15 @@ func ParseAllowedHost(s string) (string, error) {
 	case strings.ContainsAny(s, "*"):
 		return fail("must be an exact host name: patterns would let DNS-rebinding names through; list each name")
 	}
-	h := s
-	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+	h, bracketed := s, strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]")
+	if bracketed {
 		h = h[1 : len(h)-1]
 	}
-	if a, err := netip.ParseAddr(h); err == nil {
+	a, err := netip.ParseAddr(h)
+	if bracketed && (err != nil || !a.Is6()) {
+		return fail("must have brackets only around an IPv6 address, such as [fd00::5] or fd00::5")
+	}
+	if err == nil {
 		switch {
 		case a.Zone() != "":
 			return fail("must be an IP address without a zone")

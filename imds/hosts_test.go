@@ -28,6 +28,8 @@ func TestParseAllowedHost(t *testing.T) {
 		{in: "imdsd:8169", err: `allowed_hosts: must be a host name without a port: the Host check ignores ports; give imdsd (got "imdsd:8169")`},
 		{in: "10.89.0.5:8169", err: `allowed_hosts: must be an address without a port: the Host check ignores ports; give 10.89.0.5 (got "10.89.0.5:8169")`},
 		{in: "[fd00::5]:80", err: `allowed_hosts: must be an address without a port: the Host check ignores ports; give fd00::5 (got "[fd00::5]:80")`},
+		{in: "[imdsd]", err: `allowed_hosts: must have brackets only around an IPv6 address, such as [fd00::5] or fd00::5 (got "[imdsd]")`},
+		{in: "[10.0.0.1]", err: `allowed_hosts: must have brackets only around an IPv6 address, such as [fd00::5] or fd00::5 (got "[10.0.0.1]")`},
 		{in: "0.0.0.0", err: `allowed_hosts: must be an address clients connect to; 0.0.0.0 and :: name no host (got "0.0.0.0")`},
 		{in: "::", err: `allowed_hosts: must be an address clients connect to; 0.0.0.0 and :: name no host (got "::")`},
 		{in: "fe80::1%eth0", err: `allowed_hosts: must be an IP address without a zone (got "fe80::1%eth0")`},
