@@ -310,8 +310,8 @@ func checkImageMetadata(t *testing.T, p *podmanEnv, image, version, revision, cr
 	if diff := cmp.Diff(want, labels); diff != "" {
 		t.Errorf("OCI labels (-want +got):\n%s", diff)
 	}
-	// The binary is the one built: imdsd version names the version the
-	// binary was built with (make's), and its user is imdsd.
+	// The static binary runs in the image as its user, with nothing else
+	// there (no libc, no loader).
 	r := p.run(t, "run", "--rm", "--network", "none", "--entrypoint", "/imdsd", image, "version")
 	if r.Err != nil || !bytes.HasPrefix(r.Stdout, []byte("imdsd ")) {
 		t.Errorf("imdsd version in the image: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
