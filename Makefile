@@ -26,7 +26,7 @@ VULNDB_DIR ?= $(HOME)/.cache/imdsd/vulndb-$(VULNDB_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all build install dist run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean
+.PHONY: all build install dist run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean image image-archive
 
 all: build
 
@@ -160,6 +160,26 @@ dist:
 	$(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_VERSION) app -json -licenses=false -main cmd/imdsd -output dist/imdsd-$(VERSION).cdx.json .
 	cd dist && sha256sum imdsd-* > SHA256SUMS && sha256sum -c --quiet SHA256SUMS
 	@ls -l dist
+
+# The OCI image (image/Containerfile, README "Container image"): FROM
+# scratch, the static linux binary, the host's CA bundle, a non-root user,
+# tagged imdsd:$(VERSION) and imdsd:latest in podman's storage (Debian's
+# podman, installed when missing as make deps does). No base image is
+# pulled and nothing runs at build time, so no OCI runtime is involved.
+# image-archive also saves it as an OCI archive in dist/.
+IMAGE ?= imdsd
+image:
+	@[ -x /usr/bin/podman ] || { echo "installing: podman runc"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq podman runc; }
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/image/imdsd ./cmd/imdsd
+	IMDSD_BINARY=bin/image/imdsd IMAGE=$(IMAGE) VERSION=$(VERSION) REVISION=$(COMMIT) CREATED=$(BUILD_DATE) image/build.sh
+	/usr/bin/podman image inspect $(IMAGE):latest --format '{{.Id}} {{.Size}} bytes, user {{.Config.User}}, entrypoint {{.Config.Entrypoint}}'
+
+image-archive: image
+	@mkdir -p dist
+	rm -f dist/imdsd-$(VERSION)-image.oci.tar
+	/usr/bin/podman save --format oci-archive -o dist/imdsd-$(VERSION)-image.oci.tar $(IMAGE):latest
+	@ls -l dist/imdsd-$(VERSION)-image.oci.tar
 
 cross:
 	GOOS=windows $(GO) build ./...

@@ -25,6 +25,9 @@ type Config struct {
 	DevLifetime time.Duration
 	LogFormat   string
 	LogLevel    string
+	// AllowedHosts are names (or addresses) accepted in the IMDS Host
+	// header besides the endpoint's own addresses (imds.ParseAllowedHost).
+	AllowedHosts []string
 
 	// STS sources; names follow the AWS CLI where one exists.
 	RoleARN                 string
@@ -244,10 +247,15 @@ func (c Config) Validate() error {
 	if _, err := c.allowedClients(); err != nil {
 		errs = append(errs, err)
 	}
+	for _, h := range c.AllowedHosts {
+		if _, err := imds.ParseAllowedHost(h); err != nil {
+			errs = append(errs, clipQuoted(err))
+		}
+	}
 	// The metadata the endpoint serves (role name, region); listen
 	// addresses and modes were checked above.
 	ic := c.imdsConfig()
-	ic.ListenAddrs, ic.AllowedClients, ic.TokenMode = nil, nil, imds.TokenRequired
+	ic.ListenAddrs, ic.AllowedClients, ic.AllowedHosts, ic.TokenMode = nil, nil, nil, imds.TokenRequired
 	if err := ic.WithDefaults().Validate(); err != nil {
 		errs = append(errs, clipQuoted(err))
 	}
@@ -298,6 +306,7 @@ func (c Config) imdsConfig() imds.Config {
 		HostSeed:       hostSeed(),
 		TokenMode:      mode,
 		AllowedClients: allowed,
+		AllowedHosts:   c.AllowedHosts,
 		ListenAddrs:    c.Listen,
 	}
 }

@@ -665,6 +665,7 @@ func sameSource(a, b Config) bool {
 		c.Roles, c.roleEntries, c.DefaultRole, c.Container = nil, nil, "", false
 		c.ContainerListen, c.ContainerTokenDir, c.ContainerTokenGroup = nil, "", ""
 		c.Allow, c.DefaultRoles, c.AuditLog, c.AuditToLog = nil, nil, "", false
+		c.AllowedHosts = nil
 		return c
 	}
 	return reflect.DeepEqual(strip(a), strip(b))

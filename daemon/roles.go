@@ -31,7 +31,7 @@ import (
 
 // globalKeys are the settings of the whole daemon: a role cannot set them.
 var globalKeys = []string{
-	"listen", "token_mode", "allow_clients", "region", "log_format", "log_level",
+	"listen", "token_mode", "allow_clients", "allowed_hosts", "region", "log_format", "log_level",
 	"max_connections", "admin_socket", "default_role", "default_roles", "audit_log", "audit_to_log",
 	"debug_pprof", "container_listen", "container_token_dir", "container_token_group",
 }

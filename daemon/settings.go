@@ -35,6 +35,7 @@ var settings = []setting{
 	{"listen", "listen", "address to serve, host:port with an IP or localhost; repeatable (default " + defaultListen + ")", func(c *Config) any { return &c.Listen }},
 	{"token_mode", "token-mode", "IMDSv2 session tokens: required, or optional to also serve IMDSv1", func(c *Config) any { return &c.TokenMode }},
 	{"allow_clients", "allow-client", "network (CIDR) whose clients may use the endpoint besides this host; repeatable", func(c *Config) any { return &c.AllowClient }},
+	{"allowed_hosts", "allowed-host", "host name (or address) clients may name in the Host header besides this endpoint's addresses, e.g. a compose service name; repeatable", func(c *Config) any { return &c.AllowedHosts }},
 	{"role_name", "role-name", "role name listed under iam/security-credentials/ (default: from --role-arn, else imdsd-SOURCE)", func(c *Config) any { return &c.RoleName }},
 	{"region", "region", "region reported by the endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)", func(c *Config) any { return &c.Region }},
 	{"dev_lifetime", "dev-lifetime", "lifetime of dev credentials, 45m..36h", func(c *Config) any { return &c.DevLifetime }},

@@ -189,6 +189,12 @@ func (p *podmanEnv) must(t *testing.T, args ...string) []byte {
 // the namespace for that call only; serving it needs no thread there.
 func serveSTSInNetns(t *testing.T, ns string, sts *ststest.Server) string {
 	t.Helper()
+	return serveSTSInNetnsAt(t, ns, "127.0.0.1:0", sts)
+}
+
+// serveSTSInNetnsAt is serveSTSInNetns on addr, an address of namespace ns.
+func serveSTSInNetnsAt(t *testing.T, ns, addr string, sts *ststest.Server) string {
+	t.Helper()
 	type result struct {
 		ln  net.Listener
 		err error
@@ -212,7 +218,7 @@ func serveSTSInNetns(t *testing.T, ns string, sts *ststest.Server) string {
 			if err := setns(target); err != nil {
 				return nil, fmt.Errorf("enter %s: %w", ns, err)
 			}
-			ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+			ln, lerr := net.Listen("tcp", addr)
 			if err := setns(host); err != nil {
 				if ln != nil {
 					ln.Close()

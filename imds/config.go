@@ -100,6 +100,11 @@ type Config struct {
 	// ListenAddrs are the host:port addresses being served; their hosts are
 	// accepted in the Host header.
 	ListenAddrs []string
+	// AllowedHosts are further hosts accepted in the Host header: names
+	// clients of other networks reach the endpoint by (a compose service
+	// name), or addresses a translation hides (see hosts.go). Each must
+	// pass ParseAllowedHost.
+	AllowedHosts []string
 	// LocalAddrs lists this host's own addresses, whose clients count as
 	// same-host. Nil means the interface addresses of the host
 	// (net.InterfaceAddrs), refreshed when an unknown client appears.
@@ -258,6 +263,11 @@ func (c Config) Validate() error {
 	}
 	for _, l := range c.ListenAddrs {
 		if _, err := ParseListen(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if _, err := ParseAllowedHost(h); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -65,6 +65,7 @@ type Handler struct {
 	snap   *atomic.Pointer[rendered]            // the default role's
 	roles  map[string]*atomic.Pointer[rendered] // every role's; fixed keys
 	listen map[netip.Addr]bool                  // hosts accepted in Host, besides loopback and IMDS
+	hosts  allowedHostSet                       // Config.AllowedHosts (hosts.go)
 	local  localAddrs
 
 	lastTTL atomic.Pointer[ttlValue] // putToken's last TTL echo
@@ -91,6 +92,7 @@ func NewHandler(cfg Config, log zerolog.Logger) (*Handler, error) {
 		tokens: cfg.Tokens,
 		stats:  cfg.Stats,
 		listen: map[netip.Addr]bool{},
+		hosts:  newAllowedHostSet(cfg.AllowedHosts),
 		local:  localAddrs{list: cfg.LocalAddrs, now: cfg.Now},
 		roles:  map[string]*atomic.Pointer[rendered]{},
 	}
@@ -313,13 +315,14 @@ func connLocal(r *http.Request) (netip.Addr, bool) {
 
 // hostAllowed is the DNS-rebinding guard: a browser tricked into calling
 // the endpoint sends the attacker's host name, so only IP literals that
-// name this endpoint, and localhost, are accepted.
+// name this endpoint, localhost and the configured AllowedHosts are
+// accepted.
 func (h *Handler) hostAllowed(r *http.Request) bool {
 	host, _, err := splitHostPort(r.Host)
 	if err != nil || host == "" {
 		return false
 	}
-	if strings.EqualFold(host, "localhost") {
+	if strings.EqualFold(host, "localhost") || h.hosts.has(host) {
 		return true
 	}
 	a, err := netip.ParseAddr(host)
