@@ -86,9 +86,12 @@ func (c *profileCmd) Run(ctx context.Context, args []string) error {
 	}
 	route := "/debug/pprof/" + profileKinds[kind]
 	timeout := adminTimeout
-	if kind == "cpu" || kind == "trace" {
+	switch kind {
+	case "cpu", "trace":
 		route += fmt.Sprintf("?seconds=%d", c.seconds)
 		timeout += time.Duration(c.seconds) * time.Second
+	case "heap":
+		route += "?gc=1" // live memory: collect first
 	}
 	client, base, err := adminClient(path, timeout)
 	if err != nil {

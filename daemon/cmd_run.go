@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/smithy-go"
 	"github.com/imdsd/imdsd/imds"
+	"github.com/imdsd/imdsd/internal/gctune"
 	"github.com/imdsd/imdsd/rotator"
 	"github.com/rs/zerolog"
 )
@@ -87,6 +88,8 @@ func (c *runCmd) serve(ctx context.Context) int {
 	hup := make(chan os.Signal, 1)
 	notifyHangup(hup)
 	defer signal.Stop(hup)
+	// Fewer garbage collections while busy (internal/gctune).
+	defer gctune.Start().Stop()
 	if err := d.serve(ctx, stdout, hup, reload); err != nil {
 		log.Error().Err(err).Msg("stopped")
 		return exitError

@@ -5,8 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/imdsd/imdsd/internal/shape"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -118,20 +118,6 @@ type Config struct {
 	Observer Observer
 }
 
-var (
-	// Lengths are checked apart (see Validate): counted repetitions such
-	// as {1,255} compile to one instruction per count.
-	roleNameRE = regexp.MustCompile(`^[\w+=,.@-]+$`)
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
-	instanceRE = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
-	azIDRE     = regexp.MustCompile(`^[a-z0-9]+-az[0-9]+$`)
-	imageRE    = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
-	macRE      = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
-	// Metadata values are written verbatim into text and JSON bodies.
-	plainRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-)
-
 // WithDefaults returns c with every unset metadata field filled in.
 func (c Config) WithDefaults() Config {
 	if c.Now == nil {
@@ -209,13 +195,13 @@ func (c Config) Validate() error {
 	bad := func(field, rule, got string) {
 		errs = append(errs, fmt.Errorf("%s: %s (got %q)", field, rule, got))
 	}
-	if !roleNameRE.MatchString(c.RoleName) || len(c.RoleName) > 64 {
+	if !shape.RoleName(c.RoleName) || len(c.RoleName) > 64 {
 		bad("role_name", "1..64 characters of [A-Za-z0-9+=,.@_-]", c.RoleName)
 	}
 	seen := map[string]bool{c.RoleName: true}
 	for _, r := range c.Roles {
 		switch {
-		case !roleNameRE.MatchString(r) || len(r) > 64:
+		case !shape.RoleName(r) || len(r) > 64:
 			bad("roles", "names of 1..64 characters of [A-Za-z0-9+=,.@_-]", r)
 		case seen[r]:
 			bad("roles", "each name once", r)
@@ -223,34 +209,34 @@ func (c Config) Validate() error {
 		seen[r] = true
 	}
 	// Zones derive from the region: with a bad region, report only it.
-	if !regionRE.MatchString(c.Region) {
+	if !shape.Region(c.Region) {
 		bad("region", "an AWS region such as us-east-1", c.Region)
 	} else if len(c.AvailabilityZone) != len(c.Region)+1 || !strings.HasPrefix(c.AvailabilityZone, c.Region) ||
 		c.AvailabilityZone[len(c.AvailabilityZone)-1] < 'a' || c.AvailabilityZone[len(c.AvailabilityZone)-1] > 'z' {
 		bad("availability_zone", "the region plus one lower-case letter, e.g. "+c.Region+"a", c.AvailabilityZone)
 	}
-	if regionRE.MatchString(c.Region) && !azIDRE.MatchString(c.AvailabilityZoneID) {
+	if shape.Region(c.Region) && !shape.AvailabilityZoneID(c.AvailabilityZoneID) {
 		bad("availability_zone_id", "a zone ID such as use1-az1", c.AvailabilityZoneID)
 	}
-	if !accountRE.MatchString(c.AccountID) {
+	if !shape.AccountID(c.AccountID) {
 		bad("account_id", "12 digits", c.AccountID)
 	}
-	if !instanceRE.MatchString(c.InstanceID) {
+	if !shape.InstanceID(c.InstanceID) {
 		bad("instance_id", "i- and 17 lower-case hex digits", c.InstanceID)
 	}
-	if !plainRE.MatchString(c.InstanceType) || len(c.InstanceType) > 255 {
+	if !shape.Plain(c.InstanceType) || len(c.InstanceType) > 255 {
 		bad("instance_type", "an instance type such as t3.micro", c.InstanceType)
 	}
-	if !imageRE.MatchString(c.ImageID) {
+	if !shape.ImageID(c.ImageID) {
 		bad("ami_id", "ami- and 8..17 lower-case hex digits", c.ImageID)
 	}
 	if a, err := netip.ParseAddr(c.LocalIPv4); err != nil || !a.Is4() {
 		bad("local_ipv4", "an IPv4 address", c.LocalIPv4)
 	}
-	if !plainRE.MatchString(c.Hostname) || len(c.Hostname) > 255 {
+	if !shape.Plain(c.Hostname) || len(c.Hostname) > 255 {
 		bad("hostname", "a host name of [A-Za-z0-9.-]", c.Hostname)
 	}
-	if !macRE.MatchString(c.MAC) {
+	if !shape.MAC(c.MAC) {
 		bad("mac", "six lower-case hex pairs separated by colons", c.MAC)
 	}
 	if c.TokenMode != TokenRequired && c.TokenMode != TokenOptional {

@@ -3,6 +3,7 @@ package imds
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/imdsd/imdsd/internal/shape"
 	"strconv"
 	"strings"
 	"time"
@@ -204,7 +205,7 @@ func serveUntil(s Snapshot) time.Time {
 // arnAccount returns the account of an ARN when it is a 12-digit account
 // ID, or "". The SDK's parser is the one parser of ARNs in imdsd.
 func arnAccount(s string) string {
-	if a, err := arn.Parse(s); err == nil && accountRE.MatchString(a.AccountID) {
+	if a, err := arn.Parse(s); err == nil && shape.AccountID(a.AccountID) {
 		return a.AccountID
 	}
 	return ""

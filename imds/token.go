@@ -103,8 +103,8 @@ type seenTokens struct {
 }
 
 // seenSlots is the table's size: far more than the SDK processes of one
-// host hold tokens at once; 256 × 96 bytes.
-const seenSlots = 256
+// host hold tokens at once; 64 × 96 bytes.
+const seenSlots = 64
 
 type seenSlot struct {
 	mu     sync.Mutex

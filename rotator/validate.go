@@ -3,7 +3,7 @@ package rotator
 import (
 	"errors"
 	"fmt"
-	"regexp"
+	"github.com/imdsd/imdsd/internal/shape"
 	"strconv"
 	"strings"
 	"time"
@@ -133,23 +133,13 @@ const (
 	maxMinTokenSize      = 4096 // MinimumSessionTokenSize, docs
 )
 
-var (
-	// partition, 12-digit account, optional path of printable ASCII
-	// (IAM path pattern) and a role name (1..64 of [\w+=,.@-]).
-	// The name's length is checked apart: a counted repetition such as
-	// {1,64} compiles to one instruction per count, hundreds of kilobytes
-	// of start-up heap for two expressions.
-	roleARNRE = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:iam::\d{12}:role/(?:[\x21-\x7e]+/)?([\w+=,.@-]+)$`)
-	samlARNRE = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:iam::\d{12}:saml-provider/([\w+=,.@-]+)$`)
-)
-
 // validateAssumeRole reports every problem of in that STS would reject.
 func validateAssumeRole(in *sts.AssumeRoleInput) error {
 	if in == nil {
 		in = &sts.AssumeRoleInput{}
 	}
 	var c checker
-	c.arn("role_arn", in.RoleArn, roleARNRE, 64, ruleRoleARN)
+	c.arn("role_arn", in.RoleArn, "role", true, 64, ruleRoleARN)
 	c.required("role_session_name", in.RoleSessionName, sessionNameRule)
 	c.duration(in.DurationSeconds, "AssumeRole", maxRoleDuration)
 	c.optional("external_id", in.ExternalId, externalIDRule)
@@ -171,7 +161,7 @@ func validateAssumeRoleWithWebIdentity(in *sts.AssumeRoleWithWebIdentityInput) e
 		in = &sts.AssumeRoleWithWebIdentityInput{}
 	}
 	var c checker
-	c.arn("role_arn", in.RoleArn, roleARNRE, 64, ruleRoleARN)
+	c.arn("role_arn", in.RoleArn, "role", true, 64, ruleRoleARN)
 	c.required("role_session_name", in.RoleSessionName, sessionNameRule)
 	c.required("web_identity_token", in.WebIdentityToken, webIdentityRule)
 	c.optional("provider_id", in.ProviderId, providerIDRule)
@@ -188,8 +178,8 @@ func validateAssumeRoleWithSAML(in *sts.AssumeRoleWithSAMLInput) error {
 		in = &sts.AssumeRoleWithSAMLInput{}
 	}
 	var c checker
-	c.arn("role_arn", in.RoleArn, roleARNRE, 64, ruleRoleARN)
-	c.arn("saml_principal_arn", in.PrincipalArn, samlARNRE, 128, ruleSAMLProviderARN)
+	c.arn("role_arn", in.RoleArn, "role", true, 64, ruleRoleARN)
+	c.arn("saml_principal_arn", in.PrincipalArn, "saml-provider", false, 128, ruleSAMLProviderARN)
 	c.required("saml_assertion", in.SAMLAssertion, samlAssertionRule)
 	c.duration(in.DurationSeconds, "AssumeRoleWithSAML", maxRoleDuration)
 	c.policies(in.Policy, in.PolicyArns)
@@ -302,16 +292,19 @@ func (c *checker) optional(field string, p *string, r strRule) {
 // short ones, then the model's 20..2048 characters.
 // arn checks an ARN's shape: re matches it with the name as its first
 // group, of at most maxName characters.
-func (c *checker) arn(field string, p *string, re *regexp.Regexp, maxName int, shape string) {
-	var m []string
+// arn checks an IAM ARN of the resource type typ (with an optional path
+// when withPath) whose name is at most maxName long.
+func (c *checker) arn(field string, p *string, typ string, withPath bool, maxName int, shapeRule string) {
+	var name string
+	ok := false
 	if p != nil {
-		m = re.FindStringSubmatch(*p)
+		name, ok = shape.IAMARN(*p, typ, withPath)
 	}
 	switch {
 	case p == nil || *p == "":
 		c.add(field, "", ruleRequired)
-	case m == nil || len(m[1]) > maxName:
-		c.bad(field, *p, shape)
+	case !ok || len(name) > maxName:
+		c.bad(field, *p, shapeRule)
 	case !arnRule.ok(*p):
 		c.bad(field, *p, arnRule.rule)
 	}
