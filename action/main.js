@@ -266,6 +266,12 @@ function start(bin, inputs, temp) {
   return state;
 }
 
+// errorText is a status document's last_error as one line: its message,
+// which names STS's error code, or the code then the message.
+function errorText(e) {
+  return !e.code || (e.message || '').includes(e.code) ? e.message : `${e.code}: ${e.message}`;
+}
+
 // waitReady waits until imdsd holds credentials; it returns the endpoint
 // and the status document, or throws with imdsd's own words.
 async function waitReady(s, bin) {
@@ -288,16 +294,14 @@ async function waitReady(s, bin) {
       }
       if (st.code === 0 && last && last.healthy) return { endpoint, status: last };
       const e = last && last.last_error;
-      if (e && e.class === 'permanent') {
-        throw new Error(`imdsd cannot get credentials: ${e.code ? `${e.code}: ` : ''}${e.message}`);
-      }
+      if (e && e.class === 'permanent') throw new Error(`imdsd cannot get credentials: ${errorText(e)}`);
     }
     await sleep(250);
   }
   const e = last && last.last_error;
   throw new Error(
     `imdsd held no credentials ${START_TIMEOUT_MS / 1000}s after it started` +
-      (e ? `; last error: ${e.code ? `${e.code}: ` : ''}${e.message}` : endpoint ? '' : ' (it never printed its endpoint)'),
+      (e ? `; last error: ${errorText(e)}` : endpoint ? '' : ' (it never printed its endpoint)'),
   );
 }
 
@@ -338,6 +342,7 @@ async function main() {
     log.info(tail(s.logPath, 40));
     log.endGroup();
     await stop(s.child.pid, 5000);
+    saveState('stopped', 'true');
     throw e;
   }
   s.child.unref();
@@ -357,7 +362,7 @@ async function main() {
 
   const c = status.credentials || {};
   log.info(
-    `imdsd (pid ${s.child.pid}) serves ${inputs.roleARN} at ${endpoint}: key ****${c.key_id || '?'}, ` +
+    `imdsd (pid ${s.child.pid}) serves ${inputs.roleARN} at ${endpoint}: key ${c.key_id || '?'}, ` +
       `expires ${c.expires_at || '?'}, next refresh ${status.next_refresh || '?'} (a new OIDC token each time)`,
   );
   log.info(`exported AWS_EC2_METADATA_SERVICE_ENDPOINT=${endpoint}, AWS_EC2_METADATA_V1_DISABLED=true, AWS_REGION=${inputs.region}, AWS_DEFAULT_REGION=${inputs.region}`);

@@ -20,6 +20,11 @@ async function main() {
     log.info('imdsd was not started; nothing to stop');
     return;
   }
+  if (getState('stopped') === 'true' && !alive(pid)) {
+    log.info('imdsd was stopped by the failed main step');
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    return;
+  }
   let healthy = false;
   if (alive(pid)) {
     const args = ['status', '--admin-socket', sock];
