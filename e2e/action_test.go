@@ -660,6 +660,27 @@ func testActionJob(t *testing.T) {
 		t.Errorf("admin socket %s still there after the post step (%v)", sock, err)
 	}
 
+	// A second job on the same runner, pinned to the release: SHA256SUMS
+	// of that tag, then the binary from the tool cache (no archive).
+	before, _, _ := r.seen()
+	with["version"] = strings.TrimPrefix(actVersion, "v")
+	again := r.step(t, r.meta.Runs.Main, with, r.stepEnv()...)
+	killOnCleanup(t, again.state)
+	if again.err != nil {
+		t.Fatalf("second main step failed: %v", again.err)
+	}
+	downloads, _, _ = r.seen()
+	wantDownloads = []string{"/releases/download/" + actVersion + "/SHA256SUMS", "/objects/" + actVersion + "/SHA256SUMS"}
+	if diff := cmp.Diff(wantDownloads, downloads[len(before):]); diff != "" || !strings.Contains(again.stdout, "(tool cache;") {
+		t.Errorf("second job's downloads (-want +got):\n%s\nwant the binary from the tool cache", diff)
+	}
+	if again.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == endpoint {
+		t.Errorf("second imdsd serves the first one's endpoint %s", endpoint)
+	}
+	if p := r.step(t, r.meta.Runs.Post, with, append(r.stepEnv(), stateEnv(again.state)...)...); p.err != nil || !strings.Contains(p.stdout, "stopped") {
+		t.Errorf("second post step: %v\n%s", p.err, p.stdout)
+	}
+
 	// No secret in anything the job log would show, nor in imdsd's log.
 	var secrets []string
 	for _, is := range r.sts.sts.Issued() {
