@@ -188,6 +188,72 @@ func hostAsset(version string) string {
 	return "imdsd-" + version + "-" + runtime.GOOS + "-" + runtime.GOARCH + ext
 }
 
+// hostArchive is this host's release archive: a tar.gz of top/ holding
+// the binary at bin, LICENSE, README.md and units/, as `make dist` packs
+// it. It is built once per test binary (gzip of the binary under -race
+// takes seconds).
+var hostArchive = func() func(bin, top string) ([]byte, error) {
+	var (
+		once sync.Once
+		b    []byte
+		err  error
+	)
+	return func(bin, top string) ([]byte, error) {
+		once.Do(func() { b, err = buildArchive(bin, top) })
+		return b, err
+	}
+}()
+
+func buildArchive(bin, top string) ([]byte, error) {
+	var buf bytes.Buffer
+	gz, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(gz)
+	add := func(name string, mode int64, src string) error {
+		h := &tar.Header{Name: name, Mode: mode, ModTime: time.Now(), Typeflag: tar.TypeDir, Format: tar.FormatGNU}
+		var body []byte
+		if src != "" {
+			if body, err = os.ReadFile(src); err != nil {
+				return err
+			}
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err := tw.Write(body)
+		return err
+	}
+	entries := []struct {
+		name string
+		mode int64
+		src  string
+	}{
+		{top + "/", 0o755, ""},
+		{top + "/imdsd", 0o755, bin},
+		{top + "/LICENSE", 0o644, "../LICENSE"},
+		{top + "/README.md", 0o644, "../README.md"},
+		{top + "/units/", 0o755, ""},
+		{top + "/units/imdsd.service", 0o644, "../systemd/imdsd.service"},
+		{top + "/units/imdsd.socket", 0o644, "../systemd/imdsd.socket"},
+		{top + "/units/imdsd.plist", 0o644, "../launchd/imdsd.plist"},
+	}
+	for _, e := range entries {
+		if err := add(e.name, e.mode, e.src); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // publish builds the release actVersion as `make dist` lays it out: this
 // host's archive (imdsd-VERSION-OS-ARCH/ holding the binary, LICENSE,
 // README.md and units/), stand-ins for the other platforms and the SBOM,
@@ -200,53 +266,16 @@ func (r *fakeRunner) publish(t *testing.T, wrongSum string) (asset, sum string) 
 		t.Skipf("the release archive is built for linux only here (GOOS %s)", runtime.GOOS)
 	}
 	asset = hostAsset(actVersion)
-	top := strings.TrimSuffix(asset, ".tar.gz")
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	add := func(name string, mode int64, body []byte, dir bool) {
-		h := &tar.Header{Name: name, Mode: mode, Size: int64(len(body)), ModTime: time.Now(), Typeflag: tar.TypeReg, Format: tar.FormatGNU}
-		if dir {
-			h.Typeflag, h.Size = tar.TypeDir, 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func(p string) []byte {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	add(top+"/", 0o755, nil, true)
-	add(top+"/imdsd", 0o755, read(r.bin), false)
-	add(top+"/LICENSE", 0o644, read("../LICENSE"), false)
-	add(top+"/README.md", 0o644, read("../README.md"), false)
-	add(top+"/units/", 0o755, nil, true)
-	for _, u := range []string{"../systemd/imdsd.service", "../systemd/imdsd.socket", "../launchd/imdsd.plist"} {
-		add(top+"/units/"+filepath.Base(u), 0o644, read(u), false)
-	}
-	if err := tw.Close(); err != nil {
+	archive, err := hostArchive(r.bin, strings.TrimSuffix(asset, ".tar.gz"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
+	files := map[string][]byte{"imdsd-" + actVersion + ".cdx.json": []byte(`{"bomFormat":"CycloneDX"}`)}
+	for _, p := range []string{"darwin-amd64", "darwin-arm64", "linux-amd64", "linux-arm64"} {
+		files["imdsd-"+actVersion+"-"+p+".tar.gz"] = []byte("an archive for " + p)
 	}
-	files := map[string][]byte{
-		asset:                               buf.Bytes(),
-		"imdsd-" + actVersion + ".cdx.json": []byte(`{"bomFormat":"CycloneDX"}`),
-		"imdsd-" + actVersion + "-darwin-arm64.tar.gz": []byte("not this platform"),
-		"imdsd-" + actVersion + "-linux-arm64.tar.gz":  []byte("not this platform either"),
-		"imdsd-" + actVersion + "-windows-amd64.zip":   []byte("nor this one"),
-	}
-	if runtime.GOARCH == "arm64" {
-		files["imdsd-"+actVersion+"-linux-amd64.tar.gz"] = []byte("another platform")
-	}
+	files["imdsd-"+actVersion+"-windows-amd64.zip"] = []byte("an archive for windows-amd64")
+	files[asset] = archive
 	names := slices.Sorted(maps.Keys(files))
 	var sums strings.Builder
 	for _, n := range names {
