@@ -200,6 +200,7 @@ async function install(r, plat, temp) {
   const tar = plat.os === 'windows' ? path.join(process.env.SystemRoot || 'C:\\Windows', 'System32', 'tar.exe') : 'tar';
   const x = await run(tar, [r.asset.endsWith('.zip') ? '-xf' : '-xzf', r.asset], 120_000, process.env, work);
   if (x.code !== 0) throw new Error(`extract ${r.asset} with ${tar}: exit ${x.code ?? x.signal}: ${x.stderr.trim()}`);
+  fs.rmSync(path.join(work, r.asset));
   const bin = path.join(work, r.asset.replace(/\.(tar\.gz|zip)$/, ''), plat.exe);
   if (!fs.existsSync(bin)) throw new Error(`${r.asset} has no ${path.relative(work, bin)}`);
   fs.chmodSync(bin, 0o755);
@@ -211,6 +212,7 @@ async function install(r, plat, temp) {
     fs.copyFileSync(bin, cached);
     fs.chmodSync(cached, 0o755);
     fs.writeFileSync(`${cacheDir}.complete`, `${r.sha256}\n`);
+    fs.rmSync(work, { recursive: true, force: true });
     return cached;
   } catch (e) {
     log.warning(`cannot cache imdsd in ${cacheDir}: ${e.message}`);

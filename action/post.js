@@ -20,9 +20,15 @@ async function main() {
     log.info('imdsd was not started; nothing to stop');
     return;
   }
+  // imdsd's directory, and the admin socket's when it is elsewhere (a
+  // long RUNNER_TEMP).
+  const cleanUp = () => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (sock && dir && path.dirname(sock) !== dir) fs.rmSync(path.dirname(sock), { recursive: true, force: true });
+  };
   if (getState('stopped') === 'true' && !alive(pid)) {
     log.info('imdsd was stopped by the failed main step');
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    cleanUp();
     return;
   }
   let healthy = false;
@@ -58,11 +64,7 @@ async function main() {
     log.info(tail(path.join(dir, 'imdsd.log'), 40));
     log.endGroup();
   }
-  if (dir && how !== 'survived') {
-    fs.rmSync(dir, { recursive: true, force: true });
-    // The admin socket may live outside dir (a long RUNNER_TEMP).
-    if (sock && path.dirname(sock) !== dir) fs.rmSync(path.dirname(sock), { recursive: true, force: true });
-  }
+  if (how !== 'survived') cleanUp();
 }
 
 main().catch((e) => {

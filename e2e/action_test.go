@@ -710,6 +710,10 @@ func testActionJob(t *testing.T) {
 		t.Errorf("second post step: %v\n%s", p.err, p.stdout)
 	}
 
+	if left, _ := filepath.Glob(filepath.Join(r.dir, "temp", "imdsd-*")); len(left) != 0 {
+		t.Errorf("left in RUNNER_TEMP after the post steps: %q", left)
+	}
+
 	// No secret in anything the job log would show, nor in imdsd's log.
 	var secrets []string
 	for _, is := range r.sts.sts.Issued() {
