@@ -690,10 +690,12 @@ func testActionJob(t *testing.T) {
 	}
 
 	// A second job on the same runner, pinned to the release: SHA256SUMS
-	// of that tag, then the binary from the tool cache (no archive).
+	// of that tag, then the binary from the tool cache (no archive). Its
+	// runner has a proxy (Go and node's fetch never proxy loopback, so
+	// nothing changes on the wire): the endpoint must join NO_PROXY.
 	before, _, _ := r.seen()
 	with["version"] = strings.TrimPrefix(actVersion, "v")
-	again := r.step(t, r.meta.Runs.Main, with, r.stepEnv()...)
+	again := r.step(t, r.meta.Runs.Main, with, append(r.stepEnv(), "HTTPS_PROXY=http://127.0.0.1:9", "no_proxy=.internal.example")...)
 	killOnCleanup(t, again.state)
 	if again.err != nil {
 		t.Fatalf("second main step failed: %v", again.err)
@@ -702,6 +704,9 @@ func testActionJob(t *testing.T) {
 	wantDownloads = []string{"/releases/download/" + actVersion + "/SHA256SUMS", "/objects/" + actVersion + "/SHA256SUMS"}
 	if diff := cmp.Diff(wantDownloads, downloads[len(before):]); diff != "" || !strings.Contains(again.stdout, "(tool cache;") {
 		t.Errorf("second job's downloads (-want +got):\n%s\nwant the binary from the tool cache", diff)
+	}
+	if again.env["NO_PROXY"] != "127.0.0.1" || again.env["no_proxy"] != ".internal.example,127.0.0.1" {
+		t.Errorf("with a proxy set, GITHUB_ENV NO_PROXY = %q, no_proxy = %q; want 127.0.0.1 added to each", again.env["NO_PROXY"], again.env["no_proxy"])
 	}
 	if again.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == endpoint {
 		t.Errorf("second imdsd serves the first one's endpoint %s", endpoint)
@@ -793,6 +798,7 @@ func testActionNoIDToken(t *testing.T) {
 // testActionRoleRefuses: STS refuses the token (its audience is not the
 // role's), a permanent error: the step fails at once with STS's words and
 // imdsd's log, and leaves nothing running; post then has nothing to do.
+// On the way, a variable that shadows IMDS draws a warning.
 func testActionRoleRefuses(t *testing.T) {
 	r := newFakeRunner(t)
 	r.publish(t, "")
@@ -800,10 +806,15 @@ func testActionRoleRefuses(t *testing.T) {
 		"role-to-assume": srcRoleARN, "aws-region": actRegion, "release-url": r.URL + "/releases",
 		"audience": "not-sts.example.com",
 	}
-	main := r.step(t, r.meta.Runs.Main, with, r.stepEnv()...)
+	// A profile left by an earlier step would shadow IMDS in every SDK:
+	// the step warns (and leaves it alone).
+	main := r.step(t, r.meta.Runs.Main, with, append(r.stepEnv(), "AWS_PROFILE=leftover")...)
 	pid := killOnCleanup(t, main.state)
 	if main.err == nil {
 		t.Fatal("main step succeeded with a token STS refuses")
+	}
+	if !strings.Contains(main.stdout, "::warning::AWS_PROFILE is set") {
+		t.Errorf("no warning about AWS_PROFILE shadowing IMDS:\n%s", main.stdout)
 	}
 	if main.took > 30*time.Second {
 		t.Errorf("main step took %v to give up on a permanent error, want < 30s", main.took)
