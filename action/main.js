@@ -255,7 +255,13 @@ function start(bin, inputs, temp) {
   // so that it outlives this step and the runner does not wait for it.
   // The runner still ends it at the end of the job (orphan process
   // clean-up), should post.js not run.
-  const child = spawn(bin, args, { detached: true, stdio: ['ignore', out, errOut], windowsHide: true });
+  // A profile named in the step's environment is not imdsd's business
+  // (AssumeRoleWithWebIdentity signs nothing), yet imdsd would load it and
+  // refuse to start when this runner has no such profile.
+  const env = { ...process.env };
+  delete env.AWS_PROFILE;
+  delete env.AWS_DEFAULT_PROFILE;
+  const child = spawn(bin, args, { detached: true, stdio: ['ignore', out, errOut], windowsHide: true, env });
   fs.closeSync(out);
   fs.closeSync(errOut);
   const state = { child, exit: null, dir, sock, config, logPath, stdoutPath };

@@ -807,7 +807,8 @@ func testActionRoleRefuses(t *testing.T) {
 		"audience": "not-sts.example.com",
 	}
 	// A profile left by an earlier step would shadow IMDS in every SDK:
-	// the step warns (and leaves it alone).
+	// the step warns (and leaves it alone), and imdsd, which would refuse
+	// to start with a profile this runner lacks, does not see it.
 	main := r.step(t, r.meta.Runs.Main, with, append(r.stepEnv(), "AWS_PROFILE=leftover")...)
 	pid := killOnCleanup(t, main.state)
 	if main.err == nil {
