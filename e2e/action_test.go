@@ -567,6 +567,7 @@ func TestGitHubAction(t *testing.T) {
 		{"job", testActionJob},
 		{"wrong-checksum", testActionWrongChecksum},
 		{"no-id-token-permission", testActionNoIDToken},
+		{"unknown-version", testActionUnknownVersion},
 		{"role-refuses-token", testActionRoleRefuses},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -792,6 +793,24 @@ func testActionNoIDToken(t *testing.T) {
 	}
 	if downloads, _, _ := r.seen(); len(downloads) != 0 || len(main.state) != 0 {
 		t.Errorf("downloads %v, state %v; want none", downloads, main.state)
+	}
+}
+
+// testActionUnknownVersion: a version with no release is a 404 the step
+// explains, and nothing starts.
+func testActionUnknownVersion(t *testing.T) {
+	r := newFakeRunner(t)
+	r.publish(t, "")
+	main := r.step(t, r.meta.Runs.Main, map[string]string{
+		"role-to-assume": srcRoleARN, "aws-region": actRegion, "release-url": r.URL + "/releases", "version": "0.0.1",
+	}, r.stepEnv()...)
+	killOnCleanup(t, main.state)
+	want := "::error::download " + r.URL + "/releases/download/v0.0.1/SHA256SUMS: 404 Not Found (no such release or asset: check the version and release-url inputs)"
+	if main.err == nil || !strings.Contains(main.stdout, want) {
+		t.Errorf("main step: %v, want a failure with\n%s\ngot:\n%s", main.err, want, main.stdout)
+	}
+	if len(main.state) != 0 {
+		t.Errorf("state %v, want none", main.state)
 	}
 }
 
