@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -34,6 +36,9 @@ import (
 	"github.com/imdsd/imdsd/rotator/ststest"
 )
 
+// Linux only: the archive is built for this host as linux's (tar.gz), and
+// running reads /proc.
+//
 // These tests run the GitHub Action of action.yml, its real JavaScript
 // under the local node, against a simulated runner: the step's INPUT_*
 // variables filled in from action.yml's defaults as the runner does,
@@ -181,11 +186,7 @@ func (r *fakeRunner) seen() (downloads, tokens, audiences []string) {
 // hostAsset is this host's archive name in release version (make dist
 // names platforms as Go does).
 func hostAsset(version string) string {
-	ext := ".tar.gz"
-	if runtime.GOOS == "windows" {
-		ext = ".zip"
-	}
-	return "imdsd-" + version + "-" + runtime.GOOS + "-" + runtime.GOARCH + ext
+	return "imdsd-" + version + "-linux-" + runtime.GOARCH + ".tar.gz"
 }
 
 // hostArchive is this host's release archive: a tar.gz of top/ holding
@@ -262,9 +263,6 @@ func buildArchive(bin, top string) ([]byte, error) {
 // returns the archive's name and real sum.
 func (r *fakeRunner) publish(t *testing.T, wrongSum string) (asset, sum string) {
 	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skipf("the release archive is built for linux only here (GOOS %s)", runtime.GOOS)
-	}
 	asset = hostAsset(actVersion)
 	archive, err := hostArchive(r.bin, strings.TrimSuffix(asset, ".tar.gz"))
 	if err != nil {
