@@ -11,4 +11,7 @@
 // only ever the binary. The load script and its baseline server live in the
 // sub-packages load and load/baseline; containerclient is the static Go
 // client the podman test (podman_test.go) builds into a FROM scratch image.
+// action_test.go runs the GitHub Action of action.yml, its JavaScript under
+// the local node, against a simulated runner, and the clients with only
+// what it exported.
 package e2e
