@@ -18,7 +18,7 @@ configure) upgrade=${2:+yes} ;; # dpkg (also a reinstall after dpkg -r)
 2) upgrade=yes ;;                 # rpm upgrade
 *) exit 0 ;;
 esac
-HINT="set a credential source in $CONFIG (sudo imdsd check-config --no-dev says what is missing), then: sudo systemctl enable --now imdsd"
+HINT="set a credential source in $CONFIG (base credentials in /etc/imdsd/environment), then: sudo systemctl enable --now imdsd"
 if [ ! -d /run/systemd/system ]; then
 	[ -n "$upgrade" ] || echo "imdsd: installed, not started (systemd is not running here); $HINT"
 	exit 0
