@@ -172,18 +172,19 @@ dist:
 # units packaging/gen renders with imdsd install's code, the example config
 # and environment file (conffiles), the maintainer scripts of
 # packaging/scripts. The version is git describe's, as packaging/version.sh
-# makes it a package version.
+# makes it a package version. PACKAGE_WORK holds the binaries and units.
 NFPM_VERSION := v2.45.2
 PACKAGE_ARCHS ?= amd64 arm64
 PACKAGE_DIR ?= dist
+PACKAGE_WORK ?= bin/package
 package:
 	@set -e; pv=$$(packaging/version.sh '$(VERSION)'); mkdir -p $(PACKAGE_DIR); \
-	$(GO) run ./packaging/gen -out bin/package/units; \
+	$(GO) run ./packaging/gen -out $(PACKAGE_WORK)/units; \
 	for arch in $(PACKAGE_ARCHS); do \
 		echo "packaging imdsd $$pv for linux/$$arch"; \
-		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/package/linux-$$arch/imdsd ./cmd/imdsd; \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PACKAGE_WORK)/linux-$$arch/imdsd ./cmd/imdsd; \
 		for p in deb rpm; do \
-			PKG_ARCH=$$arch PKG_VERSION=$$pv PKG_BIN=bin/package/linux-$$arch/imdsd PKG_UNITS=bin/package/units \
+			PKG_ARCH=$$arch PKG_VERSION=$$pv PKG_BIN=$(PACKAGE_WORK)/linux-$$arch/imdsd PKG_UNITS=$(PACKAGE_WORK)/units \
 				$(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) package --config packaging/nfpm.yaml --packager $$p --target $(PACKAGE_DIR)/; \
 		done; \
 	done

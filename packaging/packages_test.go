@@ -48,7 +48,7 @@ func TestPackages(t *testing.T) {
 		t.Skip("-short: the packages are not built")
 	}
 	dir := t.TempDir()
-	make := exec.Command("make", "-s", "-C", "..", "package", "PACKAGE_ARCHS=amd64", "PACKAGE_DIR="+dir)
+	make := exec.Command("make", "-s", "-C", "..", "package", "PACKAGE_ARCHS=amd64", "PACKAGE_DIR="+dir, "PACKAGE_WORK="+t.TempDir())
 	if out, err := make.CombinedOutput(); err != nil {
 		t.Fatalf("make package: %v\n%s", err, out)
 	}
