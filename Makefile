@@ -26,7 +26,7 @@ VULNDB_DIR ?= $(HOME)/.cache/imdsd/vulndb-$(VULNDB_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 30s
 
-.PHONY: all build install dist run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean image image-archive
+.PHONY: all build install dist package run deps deps-vm vmtest test check fmt-check vet staticcheck vuln tidy-check fuzz bench load cross clean image image-archive
 
 all: build
 
@@ -50,8 +50,8 @@ run: build
 # What the suite drives, installed only when missing: AWS CLI v2 and boto3
 # from Debian (absolute paths: a pyenv `aws`/`python3` on PATH may be other
 # versions), wrk for `make load`, iproute2 for the network-namespace tests,
-# systemd-analyze to verify the units, the JS SDK v3 from
-# e2e/js/package-lock.json.
+# systemd-analyze to verify the units, rpm to check the .rpm (make
+# package), the JS SDK v3 from e2e/js/package-lock.json.
 deps:
 	@missing=""; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
@@ -59,6 +59,7 @@ deps:
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v rpm >/dev/null || missing="$$missing rpm"; \
 	{ [ -x /usr/bin/podman ] && [ -x /usr/sbin/runc ]; } || missing="$$missing podman runc"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
@@ -79,9 +80,12 @@ deps-vm:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-# imdsd installed as a service in a Debian VM with real systemd (root).
+# imdsd installed as a service in a Debian VM with real systemd (root),
+# then the .deb of make package (amd64) installed, used and removed.
 vmtest: deps-vm build
-	IMDSD_BIN=$(CURDIR)/bin/imdsd e2e/vm/run.sh
+	@rm -rf bin/vmtest-package
+	$(MAKE) --no-print-directory package PACKAGE_ARCHS=amd64 PACKAGE_DIR=bin/vmtest-package
+	IMDSD_BIN=$(CURDIR)/bin/imdsd IMDSD_DEB=$$(echo $(CURDIR)/bin/vmtest-package/imdsd_*_amd64.deb) e2e/vm/run.sh
 
 # Quick start 2: the whole suite, real clients included. As root it also
 # runs the privileged tests (loopback aliases and a service install, each
@@ -135,7 +139,8 @@ load: deps build
 
 # Release archives: for each platform an archive with the binary, LICENSE,
 # README.md and the service files (imdsd install renders them for the
-# host; these are its templates), SHA256SUMS over everything, and a
+# host; these are its templates), the .deb and .rpm packages (make
+# package), SHA256SUMS over everything, and a
 # CycloneDX SBOM of the binary's modules (cyclonedx-gomod, pinned, from the
 # module proxy). The version is git describe's (VERSION).
 DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
@@ -157,8 +162,9 @@ dist:
 		fi; \
 		rm -rf $$dir; \
 	done
+	@$(MAKE) --no-print-directory package PACKAGE_DIR=dist
 	$(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_VERSION) app -json -licenses=false -main cmd/imdsd -output dist/imdsd-$(VERSION).cdx.json .
-	cd dist && sha256sum imdsd-* > SHA256SUMS && sha256sum -c --quiet SHA256SUMS
+	cd dist && sha256sum imdsd[-_]* > SHA256SUMS && sha256sum -c --quiet SHA256SUMS
 	@ls -l dist
 
 # The OCI image (image/Containerfile, README "Container image"): FROM
@@ -180,6 +186,28 @@ image-archive: image
 	rm -f dist/imdsd-$(VERSION)-image.oci.tar
 	/usr/bin/podman save --format oci-archive -o dist/imdsd-$(VERSION)-image.oci.tar $(IMAGE):latest
 	@ls -l dist/imdsd-$(VERSION)-image.oci.tar
+
+# Debian and RPM packages for linux/amd64 and arm64 (nfpm, pinned, from the
+# module proxy; packaging/nfpm.yaml), into PACKAGE_DIR: /usr/bin/imdsd, the
+# units packaging/gen renders with imdsd install's code, the example config
+# and environment file (conffiles), the maintainer scripts of
+# packaging/scripts. The version is git describe's, as packaging/version.sh
+# makes it a package version. PACKAGE_WORK holds the binaries and units.
+NFPM_VERSION := v2.45.2
+PACKAGE_ARCHS ?= amd64 arm64
+PACKAGE_DIR ?= dist
+PACKAGE_WORK ?= bin/package
+package:
+	@set -e; pv=$$(packaging/version.sh '$(VERSION)'); mkdir -p $(PACKAGE_DIR); \
+	$(GO) run ./packaging/gen -out $(PACKAGE_WORK)/units; \
+	for arch in $(PACKAGE_ARCHS); do \
+		echo "packaging imdsd $$pv for linux/$$arch"; \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PACKAGE_WORK)/linux-$$arch/imdsd ./cmd/imdsd; \
+		for p in deb rpm; do \
+			PKG_ARCH=$$arch PKG_VERSION=$$pv PKG_BIN=$(PACKAGE_WORK)/linux-$$arch/imdsd PKG_UNITS=$(PACKAGE_WORK)/units \
+				$(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) package --config packaging/nfpm.yaml --packager $$p --target $(PACKAGE_DIR)/; \
+		done; \
+	done
 
 cross:
 	GOOS=windows $(GO) build ./...

@@ -166,6 +166,11 @@ func TestCheckConfig(t *testing.T) {
 	_ = os.WriteFile(good, []byte("source: assume-role\nrole_arn: arn:aws:iam::123456789012:role/dev\n"+
 		"access_key_id: AKIAIOSFODNN7EXAMPLE\nsecret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"), 0o600)
 	_ = os.WriteFile(bad, []byte("source: assume-role\nrolearn: x\n"), 0o600)
+	empty := dir + "/empty.yaml" // the packages' example: every line a comment
+	_ = os.WriteFile(empty, []byte("# source: assume-role\n"), 0o600)
+	devRoles := dir + "/roles.yaml"
+	_ = os.WriteFile(devRoles, []byte("roles:\n- {name: a, source: assume-role, role_arn: arn:aws:iam::123456789012:role/a, "+
+		"access_key_id: AKIAIOSFODNN7EXAMPLE, secret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY}\n- {name: b, source: dev}\n"), 0o600)
 	tests := []struct {
 		args        []string
 		code        int
@@ -179,6 +184,17 @@ func TestCheckConfig(t *testing.T) {
 			"imdsd check-config: " + good + ": invalid:\n" +
 				"  duration: at least 45m so clients always get credentials with 30 minutes left; allow shorter with --allow-short-duration (got \"10m0s\")\n" +
 				"  role_session_name: 2..64 characters of [\\w+=,.@-] (got \"a\")\n"},
+		// --no-dev: the packages' postinst starts the service only with a real source.
+		{[]string{"check-config", "--no-dev", "--config", good}, 0,
+			good + ": valid: source assume-role, role dev, region us-east-1, listening on 127.0.0.1:8169, tokens required\n", ""},
+		{[]string{"check-config", "--no-dev", "--config", empty}, 1, "",
+			"imdsd check-config: " + empty + ": invalid:\n" +
+				"  source: must be a real credential source, not dev's made-up credentials; set one (imdsd run --help lists them) (got dev)\n"},
+		{[]string{"check-config", "--no-dev", "--config", devRoles}, 1, "",
+			"imdsd check-config: " + devRoles + ": invalid:\n" +
+				"  role b: source: must be a real credential source, not dev's made-up credentials; set one (imdsd run --help lists them) (got dev)\n"},
+		{[]string{"check-config", "--config", empty}, 0,
+			empty + ": valid: source dev, role imdsd-dev, region us-east-1, listening on 127.0.0.1:8169, tokens required\n", ""},
 	}
 	for _, tc := range tests {
 		code, out, errOut := runArgs(tc.args...)

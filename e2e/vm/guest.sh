@@ -128,6 +128,72 @@ journalctl -u imdsd --no-pager > /tmp/journal
 check "uninstall (socket activation, containers)" imdsd uninstall
 check "nothing listens on port 80 (containers)" sh -c "! ss -ltn | grep -q ':80 '"
 check "journal: no secret, no container token" sh -c "! grep -q -e 'vm/test/base/secret' -e \"\$(cat $TF)\" /tmp/journal"
+
+# The .deb (make package) on a clean /etc/imdsd: installed with the example
+# config it starts nothing and says what to edit; configured through the
+# config file and the environment file, it serves SDKs with no
+# configuration; an upgrade restarts it; dpkg -r stops it and removes the
+# alias, keeping the config; dpkg -P removes the config.
+rm -rf /etc/imdsd
+dpkg -i /root/imdsd.deb > /tmp/dpkg 2>&1; st=$?
+cat /tmp/dpkg
+check "deb: dpkg -i" test $st = 0
+check "deb: not started with the example config" sh -c "! systemctl is-active --quiet imdsd"
+check "deb: not enabled with the example config" sh -c "! systemctl is-enabled --quiet imdsd"
+check "deb: says what to edit" has 'not started: set a credential source in /etc/imdsd/config.yaml' /tmp/dpkg
+check "deb: unit under /usr/lib/systemd/system" test -f /usr/lib/systemd/system/imdsd.service
+check "deb: config 0640 root:imdsd" test "$(stat -c '%a %U:%G' /etc/imdsd/config.yaml)" = "640 root:imdsd"
+check "deb: environment 0600 root:root" test "$(stat -c '%a %U:%G' /etc/imdsd/environment)" = "600 root:root"
+printf 'AWS_ACCESS_KEY_ID=AKIAVMTESTBASE000001\nAWS_SECRET_ACCESS_KEY=vm/test/base/secret/000000000000000000000\n' >> /etc/imdsd/environment
+cat >> /etc/imdsd/config.yaml <<EOF
+source: assume-role
+role_arn: arn:aws:iam::123456789012:role/dev
+sts_endpoint: $STS
+sts_region: us-east-1
+region: eu-west-1
+EOF
+# postinst's first-install path (rpm's argument 1), now with a source: it
+# checks the config as the service's user and starts the service.
+sh /var/lib/dpkg/info/imdsd.postinst 1 > /tmp/postinst 2>&1
+cat /tmp/postinst
+check "deb: postinst starts a configured service" has 'starting the service' /tmp/postinst
+check "deb: enabled" systemctl is-enabled --quiet imdsd
+for _ in $(seq 60); do systemctl is-active --quiet imdsd && break; sleep 1; done
+check "deb: stop" systemctl stop imdsd
+check "deb: systemctl start imdsd" systemctl start imdsd
+check "deb: active" systemctl is-active --quiet imdsd
+P=$(systemctl show imdsd -p MainPID --value)
+check "deb: runs as imdsd" test "$(stat -c %U /proc/$P)" = imdsd
+ip -br addr show lo > /tmp/lo
+check "deb: alias 169.254.169.254/32 on lo" has '169.254.169.254/32' /tmp/lo
+HOME=/nonexistent /root/sdkclient $STS > /tmp/client4 2>&1
+cat /tmp/client4
+check "deb: SDK with no configuration: region from IMDS" has 'region: eu-west-1' /tmp/client4
+check "deb: SDK with no configuration: get-caller-identity" has 'get-caller-identity: arn:aws:sts::123456789012:assumed-role/dev/' /tmp/client4
+check "deb: systemctl reload" systemctl reload imdsd
+check "deb: active after reload" systemctl is-active --quiet imdsd
+# An upgrade (the same package again) keeps the changed conffiles and
+# restarts the running service.
+dpkg -i /root/imdsd.deb > /tmp/dpkg2 2>&1; st=$?
+cat /tmp/dpkg2
+check "deb: dpkg -i again" test $st = 0
+check "deb: upgrade keeps the config" has '^source: assume-role' /etc/imdsd/config.yaml
+for _ in $(seq 60); do
+	[ "$(systemctl show imdsd -p MainPID --value)" != "$P" ] && systemctl is-active --quiet imdsd && break
+	sleep 1
+done
+check "deb: upgrade restarted the service" sh -c "systemctl is-active --quiet imdsd && test \$(systemctl show imdsd -p MainPID --value) != $P"
+journalctl -u imdsd --no-pager > /tmp/journal
+check "deb: journal: no secret" sh -c "! grep -q 'vm/test/base/secret' /tmp/journal"
+check "deb: dpkg -r" dpkg -r imdsd
+check "deb: stopped" sh -c "! systemctl is-active --quiet imdsd"
+ip -br addr show lo > /tmp/lo
+check "deb: alias removed" sh -c "! grep -q 169.254.169.254 /tmp/lo"
+check "deb: binary removed" test ! -e /usr/bin/imdsd
+check "deb: config kept" test -f /etc/imdsd/config.yaml
+check "deb: dpkg -P" dpkg -P imdsd
+check "deb: config removed" test ! -e /etc/imdsd
+check "deb: state removed" test ! -e /var/lib/private/imdsd
 set +x
 tail -n 30 /tmp/journal
 if [ $fails = 0 ]; then echo "VMTEST PASS"; else echo "VMTEST FAIL ($fails)"; fi

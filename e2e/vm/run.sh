@@ -3,7 +3,8 @@
 # a minimal Debian in qemu, installs bin/imdsd as a service there as a user
 # would (imdsd install, start), and checks from inside (guest.sh) that an
 # SDK with no configuration at all gets region and assume-role credentials
-# from 169.254.169.254, then reloads, stops and uninstalls. STS is the fake
+# from 169.254.169.254, then reloads, stops and uninstalls; then the same
+# with the .deb (IMDSD_DEB): dpkg -i, configure, start, dpkg -r, dpkg -P. STS is the fake
 # one (rotator/ststest) on the host's loopback, reached through a qemu
 # guestfwd; the VM's network is otherwise restricted: no packet leaves it
 # for anywhere else. Root only; bounded to a few minutes.
@@ -21,6 +22,9 @@ KERNEL=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
 [ -n "$KERNEL" ] || { echo "vmtest: no kernel in /boot: run make deps-vm" >&2; exit 1; }
 INITRD=/boot/initrd.img-${KERNEL#/boot/vmlinuz-}
 [ -x "$BIN" ] || { echo "vmtest: $BIN missing: run make build" >&2; exit 1; }
+# The amd64 .deb of make package, which the guest installs after the rest.
+DEB=${IMDSD_DEB:-}
+[ -f "$DEB" ] || { echo "vmtest: IMDSD_DEB (the amd64 .deb of make package) missing: run make vmtest" >&2; exit 1; }
 
 mkdir -p "$WORK"
 # $WORK/rootfs is the cache: a Debian base system, built once and never
@@ -45,6 +49,7 @@ cp -a "$CACHE" "$ROOT"
 # What the guest runs at boot, and a DHCP client for the (restricted) NIC.
 install -m 0755 "$BIN" "$ROOT/usr/local/bin/imdsd"
 install -m 0755 e2e/vm/guest.sh "$ROOT/root/guest.sh"
+install -m 0644 "$DEB" "$ROOT/root/imdsd.deb"
 CGO_ENABLED=0 go build -o "$ROOT/root/sdkclient" ./e2e/vm/sdkclient
 CGO_ENABLED=0 go build -o "$RUN/fakests" ./e2e/vm/fakests
 rm -f "$ROOT/root/vmtest.log" "$ROOT/etc/systemd/system/imdsd.service"
