@@ -116,7 +116,7 @@ func TestTokensSeenTable(t *testing.T) {
 		}
 		i++
 	})
-	if allocs != 0 {
+	if allocs != 0 && !raceEnabled {
 		t.Errorf("Valid allocates %v per distinct token, want 0 (memory must not grow with tokens)", allocs)
 	}
 	if !tk.Valid(first) {

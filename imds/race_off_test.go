@@ -1,0 +1,5 @@
+//go:build !race
+
+package imds_test
+
+const raceEnabled = false
