@@ -118,9 +118,10 @@ func (*versionCmd) flags(*flag.FlagSet) {}
 func (c *versionCmd) validate(args []string) error { return takesFlagsOnly("imdsd version", args) }
 
 func (c *versionCmd) Run(context.Context, []string) error {
-	fmt.Fprintf(c.stdout, "imdsd %s\n", version)
+	bi, _ := debug.ReadBuildInfo()
+	fmt.Fprintf(c.stdout, "imdsd %s\n", versionOf(version, bi))
 	commit, built, modified := firstNonEmpty(commit, "unknown"), firstNonEmpty(buildDate, "unknown"), false
-	if bi, ok := debug.ReadBuildInfo(); ok && commit == "unknown" {
+	if bi != nil && commit == "unknown" {
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
@@ -137,4 +138,18 @@ func (c *versionCmd) Run(context.Context, []string) error {
 	}
 	fmt.Fprintf(c.stdout, "  commit: %s\n  built:  %s (the commit's time)\n  go:     %s %s/%s\n", commit, built, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
+}
+
+// versionOf is the version to print: the one make stamps (git describe),
+// else the module version go install recorded (go install
+// github.com/imdsd/imdsd/cmd/imdsd@v1.2.3 builds with no stamp), else
+// "dev".
+func versionOf(stamped string, bi *debug.BuildInfo) string {
+	if stamped != "dev" && stamped != "" {
+		return stamped
+	}
+	if bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,25 @@ func TestEveryUsageErrorAtOnce(t *testing.T) {
 		"Run 'imdsd creds --help' for its flags and examples.\n"
 	if code != exitUsage || stderr != want {
 		t.Errorf("exit %d, stderr\n%s\nwant %d,\n%s", code, stderr, exitUsage, want)
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	mod := func(v string) *debug.BuildInfo {
+		return &debug.BuildInfo{Main: debug.Module{Path: "github.com/imdsd/imdsd", Version: v}}
+	}
+	for _, tc := range []struct {
+		stamped string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"v1.2.0-3-gabc1234", mod("(devel)"), "v1.2.0-3-gabc1234"}, // make build
+		{"dev", mod("v1.2.3"), "v1.2.3"},                           // go install …@v1.2.3
+		{"dev", mod("(devel)"), "dev"},                             // go build in a checkout
+		{"dev", nil, "dev"},
+	} {
+		if got := versionOf(tc.stamped, tc.bi); got != tc.want {
+			t.Errorf("versionOf(%q, %v) = %q, want %q", tc.stamped, tc.bi, got, tc.want)
+		}
 	}
 }

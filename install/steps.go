@@ -164,19 +164,23 @@ func (h Host) Plan(s Spec) (*Plan, error) {
 	if h.GOOS == "linux" {
 		p.steps = append(p.steps, p.enableSocketStep())
 	}
+	// Every reason is given at once: fixing one should not reveal the next.
+	var refusals []error
+	if h.GOOS == "linux" && h.Platform != "linux-systemd" {
+		refusals = append(refusals, fmt.Errorf("no systemd here (service manager: %s): imdsd installs a systemd service only on Linux; run \"imdsd run\" from your init system instead", h.Platform))
+	}
 	switch {
-	case h.GOOS == "linux" && h.Platform != "linux-systemd":
-		p.refusal = fmt.Errorf("no systemd here (service manager: %s): imdsd installs a systemd service only on Linux; run \"imdsd run\" from your init system instead", h.Platform)
 	case h.GOOS == "linux" && (strings.HasPrefix(s.Exe, "/tmp/") || strings.HasPrefix(s.Exe, "/var/tmp/")):
-		p.refusal = fmt.Errorf("%s: the service cannot run a program under /tmp or /var/tmp (PrivateTmp=yes); copy imdsd to /usr/local/bin (make install) and install from there", s.Exe)
+		refusals = append(refusals, fmt.Errorf("%s: the service cannot run a program under /tmp or /var/tmp (PrivateTmp=yes); copy imdsd to /usr/local/bin (make install) and install from there", s.Exe))
 	case h.GOOS == "linux" && s.UserName == "":
 		// The dynamic user must reach the program: a binary under a
 		// private home directory (go install's ~/go/bin of root) would
 		// make every start fail on ConditionFileIsExecutable=.
 		if where := closedTo(h.Root, s.Exe); where != "" {
-			p.refusal = fmt.Errorf("%s: the service's user cannot reach it (%s is not open to other users); copy imdsd to /usr/local/bin (make install) and install from there", s.Exe, where)
+			refusals = append(refusals, fmt.Errorf("%s: the service's user cannot reach it (%s is not open to other users); copy imdsd to /usr/local/bin (make install) and install from there", s.Exe, where))
 		}
 	}
+	p.refusal = errors.Join(refusals...)
 	return p, nil
 }
 
@@ -226,7 +230,7 @@ func (p *Plan) DryRun() string {
 	}
 	b.WriteString("\n# Then start it with: sudo imdsd start\n")
 	if p.refusal != nil {
-		fmt.Fprintf(&b, "\n# Note: imdsd install would refuse here: %s.\n", p.refusal)
+		fmt.Fprintf(&b, "\n# Note: imdsd install would refuse here: %s.\n", strings.ReplaceAll(p.refusal.Error(), "\n", ";\n#   "))
 	}
 	return b.String()
 }
