@@ -85,21 +85,7 @@ func TestImage(t *testing.T) {
 	built := time.Now()
 
 	// The client image: FROM scratch, the static client only.
-	ctxDir := filepath.Join(p.dir, "context")
-	if err := os.Mkdir(ctxDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	buildContainerClient(t, ctxDir)
-	containerfile := "FROM scratch\nCOPY containerclient /containerclient\nENTRYPOINT [\"/containerclient\"]\n"
-	if err := os.WriteFile(filepath.Join(ctxDir, "Containerfile"), []byte(containerfile), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	client := "localhost/imdsd-e2e-client:" + version
-	p.must(t, "build", "--pull=never", "--quiet", "--tag", client, ctxDir)
-	if r := p.run(t, "run", "--rm", "--network", "none", client, "-h"); !bytes.Contains(r.Stderr, []byte("Usage of /containerclient")) {
-		t.Skipf("SKIPPED LOUDLY: podman cannot start a container on this host (runc, cgroupfs, no network): %v\nstdout:\n%s\nstderr:\n%s",
-			r.Err, r.Stdout, r.Stderr)
-	}
+	client := p.clientImage(t, "localhost/imdsd-e2e-client:"+version)
 
 	t.Run("metadata", func(t *testing.T) { checkImageMetadata(t, p, image, version, revision, created) })
 	t.Run("files", func(t *testing.T) { checkImageFiles(t, p, image) })

@@ -102,8 +102,11 @@ func TestTokensSeenTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := tk.Issue(time.Hour)
-	if !tk.Valid(first) || !tk.Valid(first) {
-		t.Fatal("Valid(fresh token) = false")
+	// Checked by MAC, then from the table.
+	for range 2 {
+		if !tk.Valid(first) {
+			t.Fatal("Valid(fresh token) = false")
+		}
 	}
 	flood := make([]string, 10_000)
 	for i := range flood {
