@@ -68,7 +68,8 @@ type Handler struct {
 	hosts  allowedHostSet                       // Config.AllowedHosts (hosts.go)
 	local  localAddrs
 
-	lastTTL atomic.Pointer[ttlValue] // putToken's last TTL echo
+	lastTTL  atomic.Pointer[ttlValue] // putToken's last TTL echo
+	lastHost atomic.Pointer[string]   // the last Host header hostAllowed accepted for itself
 }
 
 // NewHandler validates cfg and returns a handler that serves the
@@ -317,12 +318,20 @@ func connLocal(r *http.Request) (netip.Addr, bool) {
 // the endpoint sends the attacker's host name, so only IP literals that
 // name this endpoint, localhost and the configured AllowedHosts are
 // accepted.
+//
+// The last Host header accepted for itself (not for the connection's own
+// address) is kept: a host's clients send the same one again and again,
+// and comparing it costs less than parsing it.
 func (h *Handler) hostAllowed(r *http.Request) bool {
+	if last := h.lastHost.Load(); last != nil && *last == r.Host {
+		return true
+	}
 	host, _, err := splitHostPort(r.Host)
 	if err != nil || host == "" {
 		return false
 	}
 	if strings.EqualFold(host, "localhost") || h.hosts.has(host) {
+		h.rememberHost(r.Host)
 		return true
 	}
 	a, err := netip.ParseAddr(host)
@@ -331,8 +340,11 @@ func (h *Handler) hostAllowed(r *http.Request) bool {
 	}
 	a = a.Unmap()
 	if a.IsLoopback() || a == endpoint.IMDSv4 || a == endpoint.IMDSv6 || h.listen[a] {
+		h.rememberHost(r.Host)
 		return true
 	}
 	l, ok := connLocal(r)
 	return ok && l == a
 }
+
+func (h *Handler) rememberHost(host string) { h.lastHost.Store(&host) }

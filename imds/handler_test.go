@@ -1,9 +1,11 @@
 package imds_test
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -537,6 +539,45 @@ func TestConfigLengths(t *testing.T) {
 		tc.mut(&c)
 		if _, err := imds.NewHandler(c, zerolog.Nop()); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("NewHandler() = %v, want %s…", err, tc.want)
+		}
+	}
+}
+
+// TestHostRemembered: the Host the guard last accepted is taken again
+// without parsing, but never one that was accepted only as the address a
+// connection reached (another connection may have reached another).
+func TestHostRemembered(t *testing.T) {
+	f := newFixture(t)
+	f.publish()
+	tok := f.token(t, "21600")
+	creds := "/latest/meta-data/iam/security-credentials/imdsd-dev"
+	get := func(host, local string) int {
+		hr := httptest.NewRequest(http.MethodGet, "http://169.254.169.254"+creds, nil)
+		hr.RemoteAddr, hr.Host = "127.0.0.1:40000", host
+		hr.Header.Set("X-aws-ec2-metadata-token", tok)
+		if local != "" {
+			la := net.TCPAddrFromAddrPort(netip.MustParseAddrPort(local))
+			hr = hr.WithContext(context.WithValue(hr.Context(), http.LocalAddrContextKey, la))
+		}
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, hr)
+		return w.Code
+	}
+	for i, tc := range []struct {
+		host, local string
+		want        int
+	}{
+		{"127.0.0.1:8169", "", 200},
+		{"127.0.0.1:8169", "", 200}, // remembered
+		{"evil.example:8169", "", 403},
+		{"10.1.2.3:8169", "10.1.2.3:8169", 200}, // the address this connection reached
+		{"10.1.2.3:8169", "10.9.9.9:8169", 403}, // not remembered for another
+		{"10.1.2.3:8169", "", 403},
+		{"169.254.169.254", "", 200},
+		{"127.0.0.1:8169", "", 200},
+	} {
+		if got := get(tc.host, tc.local); got != tc.want {
+			t.Errorf("request %d: Host %q (connection to %q) = %d, want %d", i, tc.host, tc.local, got, tc.want)
 		}
 	}
 }
