@@ -70,6 +70,11 @@
 //     (--mfa-command, --web-identity-token-command,
 //     --saml-assertion-command), which imdsd install writes there as
 //     IMDSD_* variables instead of into this world-readable unit.
+//   - Environment=GOMAXPROCS=1: the Go runtime reads it before any
+//     package starts, so start-up runs on one P and an idle imdsd keeps
+//     about 350 KiB less private memory (each P caches partly used memory
+//     spans of its own; BENCHMARKS.md). imdsd run sets one P itself when
+//     the variable is unset, but only after start-up.
 //   - Only CAP_NET_BIND_SERVICE, for port 80 (socket activation drops even
 //     that). ProtectHome=read-only lets a service running as a real user
 //     read its ~/.aws profile; everything else is read-only
