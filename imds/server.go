@@ -59,7 +59,7 @@ func NewServer(h http.Handler, maxConns int, log zerolog.Logger) *http.Server {
 		log:   log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute}),
 		conns: make(map[net.Conn]*connEntry),
 	}
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           h,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -69,6 +69,15 @@ func NewServer(h http.Handler, maxConns int, log zerolog.Logger) *http.Server {
 		ConnState:         l.connState,
 		ErrorLog:          newStdLogger(log),
 	}
+	if kernelWriteBound {
+		// The kernel bounds writes (boundWrites, at each new
+		// connection) instead of a deadline net/http sets at every
+		// request: the same bound, without a timer change and a clock
+		// read per answer (BENCHMARKS.md, "Cost of an answer").
+		srv.WriteTimeout = 0
+		l.writeBound = writeBound
+	}
+	return srv
 }
 
 // connLimit holds a server's open connections in two lists, each ordered
@@ -80,8 +89,9 @@ func NewServer(h http.Handler, maxConns int, log zerolog.Logger) *http.Server {
 // A state change moves an entry in place: no allocation per request. Each
 // connection costs one entry and one map slot, freed when it closes.
 type connLimit struct {
-	max int
-	log zerolog.Logger // sampled: a flood must not flood the log
+	max        int
+	log        zerolog.Logger // sampled: a flood must not flood the log
+	writeBound time.Duration  // > 0: boundWrites each new connection
 
 	mu            sync.Mutex
 	conns         map[net.Conn]*connEntry
@@ -129,6 +139,13 @@ func (l *connLimit) connState(c net.Conn, state http.ConnState) {
 	e := l.conns[c]
 	switch state {
 	case http.StateNew:
+		if l.writeBound > 0 {
+			if err := boundWrites(c, l.writeBound); err != nil {
+				// Unbounded writes, on this connection only; the cap
+				// still closes it when it is the stalest.
+				l.log.Warn().Err(err).Msg("cannot bound the connection's writes (TCP_USER_TIMEOUT)")
+			}
+		}
 		if e == nil {
 			e = &connEntry{conn: c}
 			l.conns[c] = e

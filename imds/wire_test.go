@@ -198,3 +198,47 @@ func TestWireTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// TestWireSlowReader: a client that sends requests and never reads the
+// answers is cut off once its connection's writes have waited the write
+// bound (shortened here), whether the kernel (TCP_USER_TIMEOUT) or
+// net/http (WriteTimeout) enforces it.
+func TestWireSlowReader(t *testing.T) {
+	defer imds.SetWriteBound(300 * time.Millisecond)()
+	f := newFixture(t)
+	f.publish()
+	tok := f.token(t, "21600")
+	srv := imds.NewServer(f.h, 0, zerolog.Nop())
+	if srv.WriteTimeout > 0 {
+		srv.WriteTimeout = 300 * time.Millisecond
+	}
+	closed := make(chan struct{})
+	hook := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		hook(c, s)
+		if s == http.StateClosed {
+			close(closed)
+		}
+	}
+	addr := serve(t, srv).Addr().String()
+	c := dialNew(t, addr)
+	defer c.Close()
+	req := "GET /latest/meta-data/iam/security-credentials/imdsd-dev HTTP/1.1\r\nHost: " + addr +
+		"\r\nX-aws-ec2-metadata-token: " + tok + "\r\n\r\n"
+	// Enough answers to fill the client's receive window and the server's
+	// send buffer many times over; the writes block once the server stops
+	// reading, so they run beside the wait.
+	go func() {
+		batch := strings.Repeat(req, 100)
+		for range 200 {
+			if _, err := io.WriteString(c, batch); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-closed:
+	case <-time.After(hangGuard):
+		t.Fatalf("a client that never reads still holds its connection after %v", hangGuard)
+	}
+}
