@@ -118,10 +118,11 @@ func (d *daemon) status(now time.Time) statusDoc {
 	for name, s := range d.roles {
 		gens[name] = pair{s.gen, s.pending}
 	}
+	listen, clisten := boundAddrs(c.Listen, d.servers), boundAddrs(c.ContainerListen, d.cservers)
 	d.mu.Unlock()
 	doc := statusDoc{
-		Version: version, Region: c.Region, Listen: c.Listen, TokenMode: c.TokenMode, StartedAt: d.started,
-		DefaultRole: c.defaultRoleName(), ContainerListen: c.ContainerListen, Healthy: true,
+		Version: version, Region: c.Region, Listen: listen, TokenMode: c.TokenMode, StartedAt: d.started,
+		DefaultRole: c.defaultRoleName(), ContainerListen: clisten, Healthy: true,
 	}
 	for _, name := range c.roleNames() {
 		pr, ok := gens[name]
@@ -197,6 +198,22 @@ func errorInfoOf(st rotator.State) *errorInfo {
 		Code: rotator.ErrorCode(st.Err), Class: rotator.Classify(st.Err).String(),
 		Message: st.Err.Error(), At: st.ErrAt, Failures: st.Failures,
 	}
+}
+
+// boundAddrs is addrs with each address its server is bound to, where
+// there is one (a configured port 0 names the kernel's choice).
+func boundAddrs(addrs []string, servers map[string]*http.Server) []string {
+	if addrs == nil {
+		return nil
+	}
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a
+		if s := servers[a]; s != nil && s.Addr != "" {
+			out[i] = s.Addr
+		}
+	}
+	return out
 }
 
 // adminHandler serves the admin API for d.

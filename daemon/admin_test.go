@@ -189,6 +189,10 @@ func TestAdminAPI(t *testing.T) {
 			t.Errorf("status shows %q", secret)
 		}
 	}
+	// The configured 127.0.0.1:0 shows as the port the kernel chose.
+	if want := strings.TrimPrefix(td.base, "http://"); len(st.Listen) != 1 || st.Listen[0] != want {
+		t.Errorf("status listen = %v, want [%s] (the bound address)", st.Listen, want)
+	}
 	if code, out, _ := run("status"); code != 0 || !strings.Contains(out, "serving valid credentials") || !strings.Contains(out, "key ****WXYZ") || strings.Contains(out, "pending") {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}

@@ -719,8 +719,10 @@ func (d *daemon) startServer(addr string, ln net.Listener, errc chan<- error) {
 }
 
 // serveOn serves srv on ln until it is shut down, on d.wg; a failure goes
-// to errc.
+// to errc. srv.Addr records the address ln is bound to (status shows it:
+// a configured port 0 is the one the kernel chose).
 func (d *daemon) serveOn(srv *http.Server, ln net.Listener, errc chan<- error) {
+	srv.Addr = ln.Addr().String()
 	d.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
