@@ -220,8 +220,24 @@ async function install(r, plat, temp) {
   }
 }
 
+// configText is imdsd's config file: empty but for, on Linux, an allow
+// list naming the runner's own user. Loopback is open to every local user,
+// and on a self-hosted runner shared by several accounts any of them could
+// otherwise read the job's credentials from the endpoint; imdsd asks the
+// kernel who owns each connection (NETLINK_SOCK_DIAG) and refuses the
+// others with 403. Elsewhere imdsd cannot name callers (macOS) or the
+// runner is one account (GitHub-hosted Windows), so nothing is added.
+function configText(platform, uid) {
+  let text = "# imdsd started by the GitHub Action: its flags are the rest of the configuration.\n";
+  if (platform === 'linux' && Number.isInteger(uid)) {
+    text += "# Only the runner's user may have the credentials (other local users get 403).\n" +
+      `allow:\n  users: [${uid}]\n`;
+  }
+  return text;
+}
+
 // start runs imdsd in the background, in its own directory (mode 0700)
-// under RUNNER_TEMP: admin socket, log, stdout, and an empty config file,
+// under RUNNER_TEMP: admin socket, log, stdout, and a config file of its own (configText),
 // so that a config file of the host (/etc/imdsd/config.yaml on a
 // self-hosted runner with imdsd installed) does not mix in; the inputs are
 // the whole configuration (IMDSD_* variables of the step still apply).
@@ -232,7 +248,7 @@ function start(bin, inputs, temp) {
   // A unix socket path has at most 104 (macOS) or 108 (Linux) bytes.
   if (!win && Buffer.byteLength(sock) > 100) sock = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'imdsd-')), 'admin.sock');
   const config = path.join(dir, 'config.yaml');
-  fs.writeFileSync(config, "# imdsd started by the GitHub Action: its flags are the whole configuration.\n");
+  fs.writeFileSync(config, configText(process.platform, process.getuid ? process.getuid() : null));
   const logPath = path.join(dir, 'imdsd.log');
   const stdoutPath = path.join(dir, 'stdout');
   const args = [

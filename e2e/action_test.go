@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -665,6 +666,7 @@ func testActionJob(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	checkClients(t, r, main.env, second)
+	checkOtherUserRefused(t, endpoint)
 
 	logBytes, err := os.ReadFile(filepath.Join(main.state["dir"], "imdsd.log"))
 	if err != nil {
@@ -853,5 +855,37 @@ func testActionRoleRefuses(t *testing.T) {
 	}
 	if _, err := os.Stat(main.state["dir"]); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("post left imdsd's directory %s (%v)", main.state["dir"], err)
+	}
+}
+
+// checkOtherUserRefused: the action's imdsd serves the runner's user only.
+// Another local user (a uid without an account, as on a self-hosted runner
+// shared by several) gets a token, as anyone may, and then 403 for the
+// credentials. Needs root (setpriv) and curl; said and skipped otherwise.
+func checkOtherUserRefused(t *testing.T, endpoint string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Log("NOT CHECKED: another user's refusal needs root (setpriv)")
+		return
+	}
+	setpriv := firstExecutable(t, "apt-get install -y util-linux", "/usr/bin/setpriv", "/bin/setpriv")
+	curl := firstExecutable(t, "apt-get install -y curl", "/usr/bin/curl")
+	uid := strconv.Itoa(pickAccessUIDs(t).c)
+	as := func(args ...string) string {
+		full := append([]string{"--reuid=" + uid, "--regid=" + uid, "--clear-groups", curl, "--silent", "--show-error", "--max-time", "5"}, args...)
+		out, err := exec.Command(setpriv, full...).Output()
+		if err != nil {
+			t.Fatalf("curl as uid %s %v: %v", uid, args, err)
+		}
+		return string(out)
+	}
+	token := as("-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60", endpoint+"latest/api/token")
+	if token == "" {
+		t.Fatalf("uid %s got no token", uid)
+	}
+	code := as("-o", "/dev/null", "-w", "%{http_code}", "-H", "X-aws-ec2-metadata-token: "+token,
+		endpoint+"latest/meta-data/iam/security-credentials/"+srcRoleName)
+	if code != "403" {
+		t.Errorf("credentials for another local user (uid %s): HTTP %s, want 403", uid, code)
 	}
 }
