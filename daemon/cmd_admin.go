@@ -74,36 +74,53 @@ func adminCall(ctx context.Context, path, method, route string, body io.Reader, 
 }
 
 func adminCallTimeout(ctx context.Context, path, method, route string, body io.Reader, v any, timeout time.Duration) (int, error) {
-	client, base, err := adminClient(path, timeout)
+	resp, err := adminDo(ctx, path, method, route, body, timeout)
 	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+route, body)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		var ce *cmdError
-		if errors.As(err, &ce) { // from the dialer: said already
-			return 0, ce
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
 		}
-		var ue *url.Error
-		if errors.As(err, &ue) && ue.Timeout() {
-			return 0, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: no answer within %s", path, timeout))
-		}
-		return 0, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: %w; is imdsd running? (imdsd run, or sudo imdsd start)", path, err))
+		return status, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
-		return resp.StatusCode, withCode(exitPermission, fmt.Errorf("reach imdsd at %s: permission denied (HTTP %d); run as the user imdsd runs as, or with sudo", path, resp.StatusCode))
-	}
 	if v != nil {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
 			return resp.StatusCode, fmt.Errorf("read the answer of %s: %w", route, err)
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// adminDo sends one request to the admin API at path and returns the
+// answer for the caller to read and close. Its errors carry the exit code
+// of their case, as adminCall's do; on a refusal (401, 403) it returns the
+// answer too, closed, for its status.
+func adminDo(ctx context.Context, path, method, route string, body io.Reader, timeout time.Duration) (*http.Response, error) {
+	client, base, err := adminClient(path, timeout)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+route, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ce *cmdError
+		if errors.As(err, &ce) { // from the dialer: said already
+			return nil, ce
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Timeout() {
+			return nil, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: no answer within %s", path, timeout))
+		}
+		return nil, withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: %w; is imdsd running? (imdsd run, or sudo imdsd start)", path, err))
+	}
+	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
+		resp.Body.Close()
+		return resp, withCode(exitPermission, fmt.Errorf("reach imdsd at %s: permission denied (HTTP %d); run as the user imdsd runs as, or with sudo", path, resp.StatusCode))
+	}
+	return resp, nil
 }
 
 // roleQuery is the ?role= of an admin request, "" for the default role.

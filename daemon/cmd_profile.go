@@ -93,25 +93,15 @@ func (c *profileCmd) Run(ctx context.Context, args []string) error {
 	case "heap":
 		route += "?gc=1" // live memory: collect first
 	}
-	client, base, err := adminClient(path, timeout)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+route, nil)
-	if err != nil {
-		return err
-	}
 	if kind == "cpu" || kind == "trace" {
 		fmt.Fprintf(c.stderr, "recording %s for %ds…\n", kind, c.seconds)
 	}
-	resp, err := client.Do(req)
+	resp, err := adminDo(ctx, path, http.MethodGet, route, nil, timeout)
 	if err != nil {
-		return withCode(exitUnreachable, fmt.Errorf("reach imdsd at %s: %w; is imdsd running? (imdsd run, or sudo imdsd start)", path, err))
+		return err
 	}
 	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
-		return withCode(exitPermission, fmt.Errorf("reach imdsd at %s: permission denied (HTTP %d); run as the user imdsd runs as, or with sudo", path, resp.StatusCode))
 	case resp.StatusCode != http.StatusOK:
 		var e struct{ Error string }
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
