@@ -101,8 +101,7 @@ func (c *profileCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode != http.StatusOK:
+	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {

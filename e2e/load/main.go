@@ -859,13 +859,26 @@ func cpuModel() string {
 
 // pairRatio is the median over runs i of f(im[i]) / f(ba[i]).
 func pairRatio(im, ba []wrkResult, f func(wrkResult) float64) float64 {
+	of := func(rs []wrkResult) []float64 {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = f(r)
+		}
+		return xs
+	}
+	return median(pairRatios(of(im), of(ba)))
+}
+
+// pairRatios is im[i] / ba[i] for each run i the two share (a baseline
+// value of 0 gives no ratio).
+func pairRatios(im, ba []float64) []float64 {
 	var rs []float64
 	for i := range min(len(im), len(ba)) {
-		if d := f(ba[i]); d > 0 {
-			rs = append(rs, f(im[i])/d)
+		if ba[i] > 0 {
+			rs = append(rs, im[i]/ba[i])
 		}
 	}
-	return median(rs)
+	return rs
 }
 
 func median(xs []float64) float64 {
@@ -991,11 +1004,10 @@ func (r *runner) report() reportOut {
 	fmt.Fprintln(tw, "scenario\timdsd CPU/req\tbaseline CPU/req\tratio\tpair ratios\t")
 	for _, sc := range scenarios {
 		im, ba := r.cpuPerReq[sc.Name]["imdsd"], r.cpuPerReq[sc.Name]["baseline"]
-		var pairs []float64
+		pairs := pairRatios(im, ba)
 		var pairText []string
-		for i := range min(len(im), len(ba)) {
-			pairs = append(pairs, im[i]/ba[i])
-			pairText = append(pairText, fmt.Sprintf("%.2f", im[i]/ba[i]))
+		for _, p := range pairs {
+			pairText = append(pairText, fmt.Sprintf("%.2f", p))
 		}
 		ratio := median(pairs)
 		fmt.Fprintf(tw, "%s\t%.2f µs\t%.2f µs\t%.2f\t%s\t\n", sc.Name, median(im), median(ba), ratio, strings.Join(pairText, " "))
