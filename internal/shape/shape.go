@@ -115,17 +115,15 @@ func awsPartition(s string) bool {
 	if !ok {
 		return false
 	}
-	for rest != "" {
-		var p string
-		if rest, ok = strings.CutPrefix(rest, "-"); !ok {
-			return false
-		}
-		p, rest, _ = strings.Cut(rest, "-")
+	if rest == "" {
+		return true
+	}
+	if rest, ok = strings.CutPrefix(rest, "-"); !ok {
+		return false
+	}
+	for p := range strings.SplitSeq(rest, "-") {
 		if p == "" || !all(p, isLower) {
 			return false
-		}
-		if rest != "" {
-			rest = "-" + rest
 		}
 	}
 	return true
