@@ -51,7 +51,8 @@ run: build
 # from Debian (absolute paths: a pyenv `aws`/`python3` on PATH may be other
 # versions), wrk for `make load`, iproute2 for the network-namespace tests,
 # systemd-analyze to verify the units, rpm to check the .rpm (make
-# package), the JS SDK v3 from e2e/js/package-lock.json.
+# package), curl and setpriv for the tests that run clients as other users,
+# the JS SDK v3 from e2e/js/package-lock.json.
 deps:
 	@missing=""; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
@@ -60,6 +61,8 @@ deps:
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	command -v rpm >/dev/null || missing="$$missing rpm"; \
+	[ -x /usr/bin/curl ] || missing="$$missing curl"; \
+	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
 	{ [ -x /usr/bin/podman ] && [ -x /usr/sbin/runc ]; } || missing="$$missing podman runc"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
